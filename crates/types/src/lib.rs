@@ -1,2 +1,14 @@
+//! chipledger's shared vocabulary: identifiers, keys and signatures, transactions, blocks,
+//! genesis, the canonical CBOR codec, RFC 9162 Merkle trees, C2SP checkpoints and signed notes.
+//!
+//! `no_std` + `alloc`: the device SDK and the browser build use it too. No I/O, no clock.
 #![cfg_attr(not(feature = "std"), no_std)]
 extern crate alloc;
+
+pub mod block;
+pub mod cbor;
+pub mod genesis;
+pub mod keys;
+pub mod limits;
+pub mod merkle;
+pub mod tx;

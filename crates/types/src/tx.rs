@@ -1,0 +1,449 @@
+//! The transaction envelope and the payloads of the ledger core.
+//!
+//! A [`SignedTx`] is `[body, signature]`; the body names the signing organisation, the key it
+//! signed with, a per-organisation sequence number (strictly increasing, gaps allowed: a seen or
+//! lower number is a replay), the height after which the transaction expires, and the payload.
+//! The signature covers `TAG_TX_V1 ‖ 0x00 ‖ CBOR(body)`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use sha2::{Digest, Sha256};
+
+use crate::cbor::{decode_list, encode_list, Decode, DecodeError, Decoder, Encode, Encoder, Limits};
+use crate::keys::{KeyId, PublicKey, Signature, SigningKey, TAG_TX_V1};
+use crate::limits::*;
+
+/// 32-byte SHA-256 of an encoded [`SignedTx`]: its identity everywhere (API, index, approvals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxHash(pub [u8; 32]);
+
+impl TxHash {
+    pub fn of(encoded_tx: &[u8]) -> Self {
+        TxHash(Sha256::digest(encoded_tx).into())
+    }
+}
+
+impl core::fmt::Display for TxHash {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// What an organisation does in the network (DESIGN.md "Who uses it").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Role {
+    Manufacturer = 1,
+    Owner = 2,
+    Publisher = 3,
+    Auditor = 4,
+    Consumer = 5,
+    Operator = 6,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] =
+        [Role::Manufacturer, Role::Owner, Role::Publisher, Role::Auditor, Role::Consumer, Role::Operator];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Manufacturer => "manufacturer",
+            Role::Owner => "owner",
+            Role::Publisher => "publisher",
+            Role::Auditor => "auditor",
+            Role::Consumer => "consumer",
+            Role::Operator => "operator",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl Encode for Role {
+    fn encode(&self, e: &mut Encoder) {
+        e.uint(*self as u64);
+    }
+}
+
+impl Decode for Role {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let v = d.uint()?;
+        Role::ALL
+            .into_iter()
+            .find(|r| *r as u64 == v)
+            .ok_or(DecodeError::UnknownVariant { what: "role", value: v })
+    }
+}
+
+/// Check a name used for organisations and validators: 1..=64 bytes of `[a-z0-9-]`, not
+/// starting or ending with `-` (so it is safe in URLs, file names and note key names).
+pub fn check_name(name: &str) -> Result<(), DecodeError> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || !ok_chars || name.starts_with('-') || name.ends_with('-') {
+        return Err(DecodeError::Invalid { what: "name", why: "must be 1-64 chars of a-z, 0-9 and '-'" });
+    }
+    Ok(())
+}
+
+fn decode_name(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
+    let s = d.string()?;
+    check_name(&s)?;
+    Ok(s)
+}
+
+fn decode_text(d: &mut Decoder<'_>, max: usize) -> Result<String, DecodeError> {
+    let s = d.string()?;
+    if s.len() > max {
+        return Err(DecodeError::TooLong { what: "text", len: s.len() as u64, max });
+    }
+    Ok(s)
+}
+
+/// An organisation as registered in genesis or by an `AddOrg` proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgSpec {
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub keys: Vec<PublicKey>,
+}
+
+impl Encode for OrgSpec {
+    fn encode(&self, e: &mut Encoder) {
+        e.array(3).text(&self.name);
+        encode_list(e, &self.roles);
+        encode_list(e, &self.keys);
+    }
+}
+
+impl Decode for OrgSpec {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        d.array_of(3)?;
+        let name = decode_name(d)?;
+        let roles = decode_list(d, MAX_ROLES)?;
+        let keys: Vec<PublicKey> = decode_list(d, MAX_ORG_KEYS)?;
+        if keys.is_empty() {
+            return Err(DecodeError::Invalid { what: "organisation", why: "needs at least one key" });
+        }
+        d.end();
+        Ok(OrgSpec { name, roles, keys })
+    }
+}
+
+/// Which policy threshold a `SetThreshold` proposal changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ThresholdKind {
+    /// Distinct organisations whose approval executes a governance proposal.
+    Governance = 1,
+}
+
+/// A governance action; executed once a threshold of organisations approved it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GovAction {
+    /// Register a new organisation.
+    AddOrg(OrgSpec),
+    /// Remove an organisation: its keys stop being accepted; its history stays.
+    RemoveOrg { org: String },
+    /// Replace one of an organisation's keys by another from `effective_height` on. The old key
+    /// stays valid until then, so a rotation never locks an organisation out.
+    RotateOrgKey { org: String, old: KeyId, new: PublicKey, effective_height: u64 },
+    /// Replace a validator's checkpoint-cosigning key from `effective_height` on.
+    RotateValidatorKey { validator: String, new: PublicKey, effective_height: u64 },
+    /// Change a policy threshold.
+    SetThreshold { kind: ThresholdKind, value: u32 },
+}
+
+const GOV_ADD_ORG: u64 = 1;
+const GOV_REMOVE_ORG: u64 = 2;
+const GOV_ROTATE_ORG_KEY: u64 = 3;
+const GOV_ROTATE_VALIDATOR_KEY: u64 = 4;
+const GOV_SET_THRESHOLD: u64 = 5;
+
+impl GovAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GovAction::AddOrg(_) => "add-org",
+            GovAction::RemoveOrg { .. } => "remove-org",
+            GovAction::RotateOrgKey { .. } => "rotate-org-key",
+            GovAction::RotateValidatorKey { .. } => "rotate-validator-key",
+            GovAction::SetThreshold { .. } => "set-threshold",
+        }
+    }
+}
+
+impl Encode for GovAction {
+    fn encode(&self, e: &mut Encoder) {
+        match self {
+            GovAction::AddOrg(spec) => {
+                e.array(2).uint(GOV_ADD_ORG);
+                spec.encode(e);
+            }
+            GovAction::RemoveOrg { org } => {
+                e.array(2).uint(GOV_REMOVE_ORG).text(org);
+            }
+            GovAction::RotateOrgKey { org, old, new, effective_height } => {
+                e.array(5).uint(GOV_ROTATE_ORG_KEY).text(org);
+                old.encode(e);
+                new.encode(e);
+                e.uint(*effective_height);
+            }
+            GovAction::RotateValidatorKey { validator, new, effective_height } => {
+                e.array(4).uint(GOV_ROTATE_VALIDATOR_KEY).text(validator);
+                new.encode(e);
+                e.uint(*effective_height);
+            }
+            GovAction::SetThreshold { kind, value } => {
+                e.array(3).uint(GOV_SET_THRESHOLD).uint(*kind as u64).uint(*value as u64);
+            }
+        }
+    }
+}
+
+impl Decode for GovAction {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let n = d.array()?;
+        let tag = d.uint()?;
+        let (arity, action) = match tag {
+            GOV_ADD_ORG => (2, GovAction::AddOrg(OrgSpec::decode(d)?)),
+            GOV_REMOVE_ORG => (2, GovAction::RemoveOrg { org: decode_name(d)? }),
+            GOV_ROTATE_ORG_KEY => (5, GovAction::RotateOrgKey {
+                org: decode_name(d)?,
+                old: KeyId::decode(d)?,
+                new: PublicKey::decode(d)?,
+                effective_height: d.uint()?,
+            }),
+            GOV_ROTATE_VALIDATOR_KEY => (4, GovAction::RotateValidatorKey {
+                validator: decode_name(d)?,
+                new: PublicKey::decode(d)?,
+                effective_height: d.uint()?,
+            }),
+            GOV_SET_THRESHOLD => {
+                let kind = match d.uint()? {
+                    1 => ThresholdKind::Governance,
+                    value => return Err(DecodeError::UnknownVariant { what: "threshold kind", value }),
+                };
+                (3, GovAction::SetThreshold { kind, value: d.u32()? })
+            }
+            value => return Err(DecodeError::UnknownVariant { what: "governance action", value }),
+        };
+        if n != arity {
+            return Err(DecodeError::WrongArity { expected: arity, found: n });
+        }
+        d.end();
+        Ok(action)
+    }
+}
+
+/// What a transaction asks the ledger to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// Propose a governance action (counts as the proposer's approval).
+    Propose(GovAction),
+    /// Approve a pending proposal, named by the hash of the transaction that proposed it.
+    Approve { proposal: TxHash },
+    /// A signed public statement of an organisation, recorded in the log (audit notes,
+    /// announcements). The ledger keeps only the log leaf; nothing else changes.
+    Statement { topic: String, body: Vec<u8> },
+}
+
+const PAYLOAD_PROPOSE: u64 = 1;
+const PAYLOAD_APPROVE: u64 = 2;
+const PAYLOAD_STATEMENT: u64 = 3;
+
+impl Payload {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::Propose(_) => "propose",
+            Payload::Approve { .. } => "approve",
+            Payload::Statement { .. } => "statement",
+        }
+    }
+}
+
+impl Encode for Payload {
+    fn encode(&self, e: &mut Encoder) {
+        match self {
+            Payload::Propose(action) => {
+                e.array(2).uint(PAYLOAD_PROPOSE);
+                action.encode(e);
+            }
+            Payload::Approve { proposal } => {
+                e.array(2).uint(PAYLOAD_APPROVE).bytes(&proposal.0);
+            }
+            Payload::Statement { topic, body } => {
+                e.array(3).uint(PAYLOAD_STATEMENT).text(topic).bytes(body);
+            }
+        }
+    }
+}
+
+impl Decode for Payload {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let n = d.array()?;
+        let (arity, payload) = match d.uint()? {
+            PAYLOAD_PROPOSE => (2, Payload::Propose(GovAction::decode(d)?)),
+            PAYLOAD_APPROVE => (2, Payload::Approve { proposal: TxHash(d.fixed()?) }),
+            PAYLOAD_STATEMENT => {
+                let topic = decode_text(d, MAX_TEXT_BYTES)?;
+                let body = d.bytes()?;
+                if body.len() > MAX_STATEMENT_BYTES {
+                    return Err(DecodeError::TooLong { what: "statement", len: body.len() as u64, max: MAX_STATEMENT_BYTES });
+                }
+                (3, Payload::Statement { topic, body: body.to_vec() })
+            }
+            value => return Err(DecodeError::UnknownVariant { what: "payload", value }),
+        };
+        if n != arity {
+            return Err(DecodeError::WrongArity { expected: arity, found: n });
+        }
+        d.end();
+        Ok(payload)
+    }
+}
+
+/// The signed part of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxBody {
+    /// The network this transaction is for (genesis `chain_id`): no cross-network replay.
+    pub chain_id: String,
+    /// The signing organisation.
+    pub org: String,
+    /// Which of the organisation's keys signed.
+    pub key_id: KeyId,
+    /// Per-organisation sequence number; must exceed every number the org used before.
+    pub seq: u64,
+    /// Last block height at which this transaction may be included.
+    pub expiry_height: u64,
+    pub payload: Payload,
+}
+
+impl Encode for TxBody {
+    fn encode(&self, e: &mut Encoder) {
+        e.array(6).text(&self.chain_id).text(&self.org);
+        self.key_id.encode(e);
+        e.uint(self.seq).uint(self.expiry_height);
+        self.payload.encode(e);
+    }
+}
+
+impl Decode for TxBody {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        d.array_of(6)?;
+        let chain_id = decode_text(d, MAX_CHAIN_ID_BYTES)?;
+        let body = TxBody {
+            chain_id,
+            org: decode_name(d)?,
+            key_id: KeyId::decode(d)?,
+            seq: d.uint()?,
+            expiry_height: d.uint()?,
+            payload: Payload::decode(d)?,
+        };
+        d.end();
+        Ok(body)
+    }
+}
+
+/// A transaction as submitted, gossiped, stored and logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTx {
+    pub body: TxBody,
+    pub signature: Signature,
+}
+
+impl SignedTx {
+    /// Sign `body` with `key`; `body.key_id` must be `key`'s id.
+    pub fn sign(body: TxBody, key: &SigningKey) -> Self {
+        debug_assert_eq!(body.key_id, key.public_key().id());
+        let signature = key.sign(TAG_TX_V1, &body.to_cbor());
+        SignedTx { body, signature }
+    }
+
+    /// Decode an envelope from bytes with the transaction limits.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::from_cbor(bytes, Limits::TX)
+    }
+
+    /// Check the signature against `key` (the state machine picks the key by `key_id`).
+    pub fn verify_with(&self, key: &PublicKey) -> Result<(), crate::keys::SignatureError> {
+        key.verify(TAG_TX_V1, &self.body.to_cbor(), &self.signature)
+    }
+}
+
+impl Encode for SignedTx {
+    fn encode(&self, e: &mut Encoder) {
+        e.array(2);
+        self.body.encode(e);
+        self.signature.encode(e);
+    }
+}
+
+impl Decode for SignedTx {
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        d.array_of(2)?;
+        let tx = SignedTx { body: TxBody::decode(d)?, signature: Signature::decode(d)? };
+        d.end();
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(key: &SigningKey) -> SignedTx {
+        let body = TxBody {
+            chain_id: "test".into(),
+            org: "acme".into(),
+            key_id: key.public_key().id(),
+            seq: 1,
+            expiry_height: 100,
+            payload: Payload::Propose(GovAction::RotateOrgKey {
+                org: "acme".into(),
+                old: key.public_key().id(),
+                new: SigningKey::ed25519_from_seed(&[3; 32]).public_key(),
+                effective_height: 10,
+            }),
+        };
+        SignedTx::sign(body, key)
+    }
+
+    #[test]
+    fn round_trip_and_signature() {
+        let key = SigningKey::ed25519_from_seed(&[1; 32]);
+        let tx = sample(&key);
+        let bytes = tx.to_cbor();
+        let back = SignedTx::from_bytes(&bytes).unwrap();
+        assert_eq!(back, tx);
+        assert_eq!(back.to_cbor(), bytes);
+        assert!(back.verify_with(&key.public_key()).is_ok());
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_an_error_or_a_different_valid_value() {
+        let key = SigningKey::ed25519_from_seed(&[1; 32]);
+        let bytes = sample(&key).to_cbor();
+        for cut in 0..bytes.len() {
+            assert!(SignedTx::from_bytes(&bytes[..cut]).is_err(), "truncated at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            if let Ok(tx) = SignedTx::from_bytes(&b) {
+                // If it still decodes, it must re-encode to exactly these bytes (canonical) and
+                // the signature must no longer verify.
+                assert_eq!(tx.to_cbor(), b);
+                assert!(tx.verify_with(&key.public_key()).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("city-lights").is_ok());
+        for bad in ["", "-a", "a-", "A", "a b", "a+b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
