@@ -1,1 +1,14 @@
+//! The deterministic state machine: `apply(state, tx) -> Result<Events, TxError>`.
+//!
+//! No I/O, no clock, no randomness, no hash-map iteration: the same ordered transactions give
+//! byte-identical state and state root on every validator. Time and height come from the block.
+#![forbid(unsafe_code)]
 
+pub mod apply;
+pub mod error;
+pub mod model;
+pub mod smt;
+pub mod store;
+
+pub use apply::{apply_tx, genesis_writes, BlockContext, Event, SignatureCheck, VerifyAll};
+pub use error::TxError;

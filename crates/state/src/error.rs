@@ -1,0 +1,84 @@
+//! Why a transaction was rejected. Every rejection leaves the state untouched.
+
+use chipledger_types::cbor::DecodeError;
+use chipledger_types::keys::{KeyId, SignatureError};
+use chipledger_types::tx::TxHash;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxError {
+    #[error("malformed transaction: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("transaction is for chain '{found}', this network is '{expected}'")]
+    WrongChain { expected: String, found: String },
+    #[error("transaction expired at height {expiry_height}; the ledger is at height {height}")]
+    Expired { expiry_height: u64, height: u64 },
+    #[error("expiry height {expiry_height} is more than {max_ahead} blocks ahead of height {height}")]
+    ExpiryTooFar { expiry_height: u64, height: u64, max_ahead: u64 },
+    #[error("unknown organisation '{0}'")]
+    UnknownOrg(String),
+    #[error("organisation '{0}' was removed")]
+    OrgRemoved(String),
+    #[error("organisation '{org}' has no key {key_id}")]
+    UnknownKey { org: String, key_id: KeyId },
+    #[error("key {key_id} of '{org}' is not active at height {height} (valid from {from} until {until:?})")]
+    KeyNotActive { org: String, key_id: KeyId, height: u64, from: u64, until: Option<u64> },
+    #[error("bad signature: {0}")]
+    BadSignature(SignatureError),
+    #[error("replay: '{org}' already used sequence number {last}; {seq} must be greater")]
+    Replay { org: String, seq: u64, last: u64 },
+    #[error("no proposal {0}")]
+    UnknownProposal(TxHash),
+    #[error("proposal {id} expired at height {expired_at}")]
+    ProposalExpired { id: TxHash, expired_at: u64 },
+    #[error("proposal {0} was already executed")]
+    ProposalExecuted(TxHash),
+    #[error("'{org}' already approved proposal {id}")]
+    DuplicateApproval { org: String, id: TxHash },
+    #[error("organisation '{0}' already exists")]
+    OrgExists(String),
+    #[error("unknown validator '{0}'")]
+    UnknownValidator(String),
+    #[error("cannot remove '{org}': {why}")]
+    CannotRemove { org: String, why: &'static str },
+    #[error("threshold {value} is not between 1 and the {orgs} active organisations")]
+    BadThreshold { value: u32, orgs: u32 },
+    #[error("effective height {effective_height} must be after the current height {height}")]
+    EffectiveHeightPast { effective_height: u64, height: u64 },
+    #[error("key already in use: {0}")]
+    DuplicateKey(KeyId),
+    #[error("invalid action: {0}")]
+    Invalid(&'static str),
+    #[error("stored state is corrupt at key {key}: {why}")]
+    Corrupt { key: String, why: String },
+}
+
+impl TxError {
+    /// Stable machine-readable code, used by the API and the CLI.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::Decode(_) => "malformed",
+            TxError::WrongChain { .. } => "wrong_chain",
+            TxError::Expired { .. } => "expired",
+            TxError::ExpiryTooFar { .. } => "expiry_too_far",
+            TxError::UnknownOrg(_) => "unknown_org",
+            TxError::OrgRemoved(_) => "org_removed",
+            TxError::UnknownKey { .. } => "unknown_key",
+            TxError::KeyNotActive { .. } => "key_not_active",
+            TxError::BadSignature(_) => "bad_signature",
+            TxError::Replay { .. } => "replay",
+            TxError::UnknownProposal(_) => "unknown_proposal",
+            TxError::ProposalExpired { .. } => "proposal_expired",
+            TxError::ProposalExecuted(_) => "proposal_executed",
+            TxError::DuplicateApproval { .. } => "duplicate_approval",
+            TxError::OrgExists(_) => "org_exists",
+            TxError::UnknownValidator(_) => "unknown_validator",
+            TxError::CannotRemove { .. } => "cannot_remove",
+            TxError::BadThreshold { .. } => "bad_threshold",
+            TxError::EffectiveHeightPast { .. } => "effective_height_past",
+            TxError::DuplicateKey(_) => "duplicate_key",
+            TxError::Invalid(_) => "invalid",
+            TxError::Corrupt { .. } => "corrupt_state",
+        }
+    }
+}

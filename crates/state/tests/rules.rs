@@ -1,0 +1,198 @@
+//! Rule tests: every bad-input class gets its typed error and leaves the state unchanged;
+//! governance proposals execute exactly at the threshold.
+
+use std::collections::BTreeMap;
+
+use chipledger_state::model::*;
+use chipledger_state::smt::Smt;
+use chipledger_state::store::{apply_writes, update_smt, WriteSet};
+use chipledger_state::{apply_tx, genesis_writes, BlockContext, Event, TxError, VerifyAll};
+use chipledger_types::cbor::{DecodeError, Encode};
+use chipledger_types::genesis::{Genesis, Policy, ValidatorSpec};
+use chipledger_types::keys::{SigningKey, TAG_TX_V1};
+use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, SignedTx, TxBody, TxHash};
+
+struct World {
+    state: BTreeMap<Vec<u8>, Vec<u8>>,
+    keys: BTreeMap<String, SigningKey>,
+    seqs: BTreeMap<String, u64>,
+    height: u64,
+}
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::ed25519_from_seed(&[i; 32])
+}
+
+fn world() -> World {
+    let names = ["maker", "city", "vendor", "audit"];
+    let orgs = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| OrgSpec { name: n.to_string(), roles: vec![Role::ALL[i]], keys: vec![key(i as u8 + 1).public_key()] })
+        .collect();
+    let validators = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ValidatorSpec {
+            name: format!("v-{n}"),
+            org: n.to_string(),
+            consensus_key: [i as u8 + 50; 32],
+            note_key: key(i as u8 + 100).public_key(),
+            p2p_address: format!("127.0.0.1:{}", 9000 + i),
+            api_url: format!("http://127.0.0.1:{}", 7070 + i),
+        })
+        .collect();
+    let g = Genesis { chain_id: "test".into(), timestamp_ms: 0, orgs, validators, policy: Policy { governance_threshold: 3, proposal_ttl_blocks: 100 } };
+    g.validate().unwrap();
+    let mut state = BTreeMap::new();
+    apply_writes(&mut state, &genesis_writes(&g));
+    let keys = names.iter().enumerate().map(|(i, n)| (n.to_string(), key(i as u8 + 1))).collect();
+    World { state, keys, seqs: BTreeMap::new(), height: 1 }
+}
+
+impl World {
+    fn tx(&mut self, org: &str, payload: Payload) -> Vec<u8> {
+        let seq = self.seqs.entry(org.into()).or_insert(0);
+        *seq += 1;
+        let k = &self.keys[org];
+        let body = TxBody { chain_id: "test".into(), org: org.into(), key_id: k.public_key().id(), seq: *seq, expiry_height: self.height + 10, payload };
+        SignedTx::sign(body, k).to_cbor()
+    }
+
+    fn apply(&mut self, bytes: &[u8]) -> Result<Vec<Event>, TxError> {
+        let ctx = BlockContext { chain_id: "test", height: self.height, timestamp_ms: 1000 * self.height };
+        let mut writes = WriteSet::new();
+        let r = apply_tx(&self.state, &mut writes, &ctx, &VerifyAll, bytes);
+        if r.is_err() {
+            assert!(writes.is_empty(), "a rejected transaction wrote state");
+        }
+        apply_writes(&mut self.state, &writes);
+        self.height += 1;
+        r
+    }
+
+    fn root(&self) -> [u8; 32] {
+        let mut smt = Smt::default();
+        let all: WriteSet = self.state.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        update_smt(&mut smt, &all);
+        smt.root()
+    }
+
+    /// Apply and expect an error, checking that the state did not change.
+    fn reject(&mut self, bytes: &[u8]) -> TxError {
+        let before = self.state.clone();
+        let err = self.apply(bytes).expect_err("should be rejected");
+        assert_eq!(before, self.state);
+        err
+    }
+}
+
+fn statement() -> Payload {
+    Payload::Statement { topic: "hello".into(), body: vec![1, 2, 3] }
+}
+
+#[test]
+fn malformed_and_oversized_inputs_are_typed_errors() {
+    let mut w = world();
+    let good = w.tx("city", statement());
+    assert!(matches!(w.reject(&good[..good.len() - 1]), TxError::Decode(DecodeError::UnexpectedEnd(_))));
+    assert!(matches!(w.reject(&[0xff; 10]), TxError::Decode(_)));
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(matches!(w.reject(&trailing), TxError::Decode(DecodeError::TrailingBytes(1))));
+    let huge = vec![0u8; chipledger_types::limits::MAX_TX_BYTES + 1];
+    assert!(matches!(w.reject(&huge), TxError::Decode(DecodeError::InputTooLarge { .. })));
+    let big_body = Payload::Statement { topic: "x".into(), body: vec![0; chipledger_types::limits::MAX_STATEMENT_BYTES + 1] };
+    let t = w.tx("city", big_body);
+    assert!(matches!(w.reject(&t), TxError::Decode(DecodeError::TooLong { .. })));
+    // The good one still applies afterwards (nothing was lost).
+    assert!(w.apply(&good).is_ok());
+}
+
+#[test]
+fn wrong_signature_replay_expiry_chain_unknowns() {
+    let mut w = world();
+    let t = w.tx("city", statement());
+    let mut tx = SignedTx::from_bytes(&t).unwrap();
+    tx.signature = key(9).sign(TAG_TX_V1, &tx.body.to_cbor());
+    assert!(matches!(w.reject(&tx.to_cbor()), TxError::BadSignature(_)));
+    w.apply(&t).unwrap();
+    assert!(matches!(w.reject(&t), TxError::Replay { seq: 1, last: 1, .. }));
+
+    let mut tx = SignedTx::from_bytes(&w.tx("city", statement())).unwrap();
+    tx.body.expiry_height = 0;
+    let tx = SignedTx::sign(tx.body, &w.keys["city"]);
+    assert!(matches!(w.reject(&tx.to_cbor()), TxError::Expired { .. }));
+
+    let mut tx = SignedTx::from_bytes(&w.tx("city", statement())).unwrap();
+    tx.body.chain_id = "other".into();
+    let tx = SignedTx::sign(tx.body, &w.keys["city"]);
+    assert!(matches!(w.reject(&tx.to_cbor()), TxError::WrongChain { .. }));
+
+    w.keys.insert("nobody".into(), key(77));
+    let t = w.tx("nobody", statement());
+    assert!(matches!(w.reject(&t), TxError::UnknownOrg(_)));
+
+    let mut tx = SignedTx::from_bytes(&w.tx("city", statement())).unwrap();
+    tx.body.key_id = key(78).public_key().id();
+    let tx = SignedTx::sign(tx.body, &key(78));
+    assert!(matches!(w.reject(&tx.to_cbor()), TxError::UnknownKey { .. }));
+
+    let unknown = TxHash([5; 32]);
+    let t = w.tx("city", Payload::Approve { proposal: unknown });
+    assert!(matches!(w.reject(&t), TxError::UnknownProposal(_)));
+}
+
+#[test]
+fn governance_executes_at_threshold_and_rotation_keeps_old_key_until_effective() {
+    let mut w = world();
+    let new_key = key(42);
+    let spec = OrgSpec { name: "buyer".into(), roles: vec![Role::Consumer], keys: vec![new_key.public_key()] };
+    let p = w.tx("city", Payload::Propose(GovAction::AddOrg(spec)));
+    let id = TxHash::of(&p);
+    w.apply(&p).unwrap();
+    let root_before = w.root();
+    let a = w.tx("maker", Payload::Approve { proposal: id });
+    let ev = w.apply(&a).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, Event::ProposalExecuted { .. })));
+    assert_ne!(w.root(), root_before);
+    let dup = w.tx("maker", Payload::Approve { proposal: id });
+    assert!(matches!(w.reject(&dup), TxError::DuplicateApproval { .. }));
+    let a = w.tx("vendor", Payload::Approve { proposal: id });
+    let ev = w.apply(&a).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, Event::ProposalExecuted { .. })));
+    assert!(get_org(&w.state, "buyer").unwrap().is_some());
+    let late = w.tx("audit", Payload::Approve { proposal: id });
+    assert!(matches!(w.reject(&late), TxError::ProposalExecuted(_)));
+
+    // Rotate city's key effective a few blocks ahead: the old key works until then.
+    let old = w.keys["city"].public_key().id();
+    let effective = w.height + 5;
+    let rot = GovAction::RotateOrgKey { org: "city".into(), old, new: key(43).public_key(), effective_height: effective };
+    let p = w.tx("city", Payload::Propose(rot));
+    let id = TxHash::of(&p);
+    w.apply(&p).unwrap();
+    for org in ["maker", "vendor"] {
+        let t = w.tx(org, Payload::Approve { proposal: id });
+        w.apply(&t).unwrap();
+    }
+    assert!(w.height < effective);
+    let t = w.tx("city", statement());
+    w.apply(&t).unwrap();
+    w.height = effective;
+    let t = w.tx("city", statement());
+    assert!(matches!(w.reject(&t), TxError::KeyNotActive { .. }));
+    w.keys.insert("city".into(), key(43));
+    let t = w.tx("city", statement());
+    w.apply(&t).unwrap();
+}
+
+#[test]
+fn removal_cannot_lock_governance_out() {
+    let mut w = world();
+    // Every org runs a validator: none can be removed.
+    let p = w.tx("city", Payload::Propose(GovAction::RemoveOrg { org: "audit".into() }));
+    assert!(matches!(w.reject(&p), TxError::CannotRemove { .. }));
+    let p = w.tx("city", Payload::Propose(GovAction::SetThreshold { kind: chipledger_types::tx::ThresholdKind::Governance, value: 9 }));
+    assert!(matches!(w.reject(&p), TxError::BadThreshold { value: 9, orgs: 4 }));
+}
