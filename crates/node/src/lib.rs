@@ -1,1 +1,10 @@
+//! A chipledger validator: the consensus adapter, the executor (speculative execution,
+//! finalization, checkpoint cosigning), mempool, redb storage, HTTP API and metrics.
+#![forbid(unsafe_code)]
 
+pub mod checkpoints;
+pub mod consensus;
+pub mod db;
+pub mod executor;
+pub mod mempool;
+pub mod metrics;

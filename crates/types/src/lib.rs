@@ -7,8 +7,11 @@ extern crate alloc;
 
 pub mod block;
 pub mod cbor;
+pub mod checkpoint;
 pub mod genesis;
 pub mod keys;
 pub mod limits;
 pub mod merkle;
+pub mod note;
+pub mod tlog_proof;
 pub mod tx;
