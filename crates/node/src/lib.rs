@@ -2,6 +2,7 @@
 //! finalization, checkpoint cosigning), mempool, redb storage, HTTP API and metrics.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod checkpoints;
 pub mod consensus;
 pub mod db;

@@ -114,7 +114,12 @@ impl Ledger for TestLedger {
         let info = self.describe(parent)?;
         let timestamp = now_ms.max(timestamp_ms(parent) + 1);
         let payload = [self.proposer];
-        Some(encode_block(info.digest, info.height + 1, timestamp, &payload))
+        Some(encode_block(
+            info.digest,
+            info.height + 1,
+            timestamp,
+            &payload,
+        ))
     }
 
     fn verify(&self, parent: &[u8], block: &[u8], now_ms: u64) -> bool {
@@ -131,13 +136,24 @@ impl Ledger for TestLedger {
         let info = self.describe(block).expect("finalized block describes");
         let mut state = self.state.lock().unwrap();
         let height = state.finalized.len() as u64;
-        assert!(info.height <= height, "gap: got height {} expecting {height}", info.height);
+        assert!(
+            info.height <= height,
+            "gap: got height {} expecting {height}",
+            info.height
+        );
         if info.height < height {
             // Redelivery after restart: must be the block we already have.
-            assert_eq!(state.finalized[info.height as usize], info.digest, "redelivered block differs");
+            assert_eq!(
+                state.finalized[info.height as usize], info.digest,
+                "redelivered block differs"
+            );
             return;
         }
-        assert_eq!(Some(&info.parent), state.finalized.last(), "finalized block does not extend tip");
+        assert_eq!(
+            Some(&info.parent),
+            state.finalized.last(),
+            "finalized block does not extend tip"
+        );
         state.finalized.push(info.digest);
     }
 
@@ -146,7 +162,11 @@ impl Ledger for TestLedger {
     }
 
     fn on_gossip(&self, from: [u8; 32], message: &[u8]) {
-        self.state.lock().unwrap().gossip.push((from, message.to_vec()));
+        self.state
+            .lock()
+            .unwrap()
+            .gossip
+            .push((from, message.to_vec()));
     }
 }
 
@@ -186,7 +206,11 @@ impl Scenario {
             vec![0, 1 + (r(6) % 3) as usize]
         };
         let partition = Duration::from_millis(2_000 + r(7) % 8_000);
-        Self { link, minority, partition }
+        Self {
+            link,
+            minority,
+            partition,
+        }
     }
 }
 
@@ -221,7 +245,10 @@ fn assert_agreement(ledgers: &[TestLedger]) {
     for height in 0..longest {
         let mut digests = chains.iter().filter_map(|chain| chain.get(height));
         let first = digests.next().expect("someone finalized this height");
-        assert!(digests.all(|d| d == first), "agreement: validators disagree at height {height}");
+        assert!(
+            digests.all(|d| d == first),
+            "agreement: validators disagree at height {height}"
+        );
     }
 }
 
@@ -252,7 +279,11 @@ fn run_partition_seed(seed: u64) {
         let all: Vec<usize> = (0..VALIDATORS).collect();
         wait_for_height(&context, &ledgers, &all, 3, WARMUP_DEADLINE).await;
 
-        let majority: Vec<usize> = all.iter().copied().filter(|i| !scenario.minority.contains(i)).collect();
+        let majority: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|i| !scenario.minority.contains(i))
+            .collect();
         net.partition(&[&majority, &scenario.minority]).await;
         context.sleep(scenario.partition).await;
         assert_agreement(&ledgers);
@@ -261,8 +292,28 @@ fn run_partition_seed(seed: u64) {
         let target = heights(&ledgers).into_iter().max().unwrap_or(0) + HEIGHTS_AFTER_HEAL;
         wait_for_height(&context, &ledgers, &all, target, HEAL_DEADLINE).await;
         assert_agreement(&ledgers);
+        report(seed, &scenario, &ledgers);
         drop(validators);
     });
+}
+
+/// On a replay (`SIM_SEED` set), prints what happened so two runs can be compared.
+fn report(seed: u64, scenario: &Scenario, ledgers: &[TestLedger]) {
+    if std::env::var("SIM_SEED").is_ok() {
+        let tip = ledgers[0]
+            .finalized()
+            .last()
+            .map(hex_prefix)
+            .unwrap_or_default();
+        eprintln!(
+            "seed {seed}: {scenario:?} heights {:?} tip(v0) {tip}",
+            heights(ledgers)
+        );
+    }
+}
+
+fn hex_prefix(digest: &[u8; 32]) -> String {
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs `f(seed)` and reports the seed (and how to replay it) if it panics.
@@ -270,7 +321,10 @@ fn run_seeds(name: &str, seeds: impl IntoIterator<Item = u64>, f: fn(u64)) {
     let mut failed = Vec::new();
     for seed in seeds {
         if catch_unwind(AssertUnwindSafe(|| f(seed))).is_err() {
-            eprintln!("{name}: seed {seed} FAILED ({:?}); replay with SIM_SEED={seed}", Scenario::from_seed(seed));
+            eprintln!(
+                "{name}: seed {seed} FAILED ({:?}); replay with SIM_SEED={seed}",
+                Scenario::from_seed(seed)
+            );
             failed.push(seed);
         }
     }
@@ -281,7 +335,10 @@ fn seeds() -> Vec<u64> {
     if let Ok(seed) = std::env::var("SIM_SEED") {
         return vec![seed.parse().expect("SIM_SEED must be a u64")];
     }
-    let count = std::env::var("SIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(DEFAULT_SEEDS);
+    let count = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS);
     (0..count).collect()
 }
 
@@ -314,19 +371,26 @@ fn run_crash_restart_seed(seed: u64) {
         let target = heights(&ledgers).into_iter().max().unwrap_or(0) + HEIGHTS_AFTER_HEAL;
         wait_for_height(&context, &ledgers, &all, target, HEAL_DEADLINE).await;
         assert_agreement(&ledgers);
+        report(seed, &scenario, &ledgers);
     });
 }
 
 #[test]
 fn crashed_validator_restarts_and_catches_up() {
-    let seeds = std::env::var("SIM_SEED").map(|_| seeds()).unwrap_or_else(|_| (0..5).collect());
+    let seeds = std::env::var("SIM_SEED")
+        .map(|_| seeds())
+        .unwrap_or_else(|_| (0..5).collect());
     run_seeds("crash-restart", seeds, run_crash_restart_seed);
 }
 
 #[test]
 fn gossip_reaches_every_other_validator() {
     runner(7).start(|context| async move {
-        let link = SimLink { latency_ms: 20, jitter_ms: 5, success_rate: 1.0 };
+        let link = SimLink {
+            latency_ms: 20,
+            jitter_ms: 5,
+            success_rate: 1.0,
+        };
         let net = SimNetwork::new(&context, sim_config(link)).await;
         let ledgers: Vec<TestLedger> = (0..VALIDATORS).map(|i| TestLedger::new(i as u8)).collect();
         let mut validators = Vec::new();
@@ -335,10 +399,16 @@ fn gossip_reaches_every_other_validator() {
         }
         // Let the peers connect, then gossip from validator 0.
         context.sleep(Duration::from_secs(1)).await;
-        validators[0].handle().gossip(b"cosign:42".to_vec()).expect("queued");
+        validators[0]
+            .handle()
+            .gossip(b"cosign:42".to_vec())
+            .expect("queued");
         context.sleep(Duration::from_secs(1)).await;
         let sender = net.public_keys()[0];
-        assert!(ledgers[0].gossip().is_empty(), "a validator does not receive its own gossip");
+        assert!(
+            ledgers[0].gossip().is_empty(),
+            "a validator does not receive its own gossip"
+        );
         for ledger in &ledgers[1..] {
             assert_eq!(ledger.gossip(), vec![(sender, b"cosign:42".to_vec())]);
         }

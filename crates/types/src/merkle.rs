@@ -113,7 +113,9 @@ impl Frontier {
     /// Builds a frontier from its parts; `hashes` must hold one hash per set bit of `size`, largest subtree first.
     pub fn from_parts(size: u64, hashes: Vec<Hash>) -> Result<Self, MerkleError> {
         if hashes.len() != size.count_ones() as usize {
-            return Err(MerkleError::MalformedFrontier("hash count does not match the tree size"));
+            return Err(MerkleError::MalformedFrontier(
+                "hash count does not match the tree size",
+            ));
         }
         Ok(Self { size, hashes })
     }
@@ -154,7 +156,10 @@ impl Frontier {
         let mut level: u8 = 0;
         on_node(CompletedNode { level, index, hash });
         while index & 1 == 1 {
-            let left = self.hashes.pop().expect("frontier holds one hash per set bit of size");
+            let left = self
+                .hashes
+                .pop()
+                .expect("frontier holds one hash per set bit of size");
             hash = hash_children(&left, &hash);
             index >>= 1;
             level += 1;
@@ -186,12 +191,14 @@ impl Frontier {
 
     /// Parses the encoding of [`Frontier::to_bytes`]; the length must be exact.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MerkleError> {
-        let (header, rest) = bytes
-            .split_first_chunk::<FRONTIER_HEADER_BYTES>()
-            .ok_or(MerkleError::MalformedFrontier("shorter than its 8-byte size header"))?;
+        let (header, rest) = bytes.split_first_chunk::<FRONTIER_HEADER_BYTES>().ok_or(
+            MerkleError::MalformedFrontier("shorter than its 8-byte size header"),
+        )?;
         let size = u64::from_be_bytes(*header);
         if rest.len() != 32 * size.count_ones() as usize {
-            return Err(MerkleError::MalformedFrontier("length does not match the tree size"));
+            return Err(MerkleError::MalformedFrontier(
+                "length does not match the tree size",
+            ));
         }
         let hashes = rest
             .chunks_exact(32)
@@ -279,7 +286,9 @@ impl NodeStore for MemoryStore {
 }
 
 fn read_node<S: NodeStore + ?Sized>(store: &S, level: u8, index: u64) -> Result<Hash, MerkleError> {
-    store.node(level, index).ok_or(MerkleError::MissingNode { level, index })
+    store
+        .node(level, index)
+        .ok_or(MerkleError::MissingNode { level, index })
 }
 
 /// The perfect subtrees covering `[start, start + len)`, largest first, as
@@ -287,11 +296,14 @@ fn read_node<S: NodeStore + ?Sized>(store: &S, level: u8, index: u64) -> Result<
 /// `<= len` (true for every range in the RFC 9162 recursion).
 fn perfect_subtrees(start: u64, len: u64) -> impl Iterator<Item = (u8, u64)> {
     let mut offset = start;
-    (0..64u8).rev().filter(move |l| (len >> l) & 1 == 1).map(move |level| {
-        let node = (level, offset >> level);
-        offset += 1 << level;
-        node
-    })
+    (0..64u8)
+        .rev()
+        .filter(move |l| (len >> l) & 1 == 1)
+        .map(move |level| {
+            let node = (level, offset >> level);
+            offset += 1 << level;
+            node
+        })
 }
 
 /// MTH of leaves `[start, start + len)`, `len >= 1`, from perfect subtrees (O(log n) reads).
@@ -348,12 +360,17 @@ pub fn is_subtree(start: u64, end: u64) -> bool {
     if start == 0 || len == 0 {
         return true;
     }
-    len.checked_next_power_of_two().is_some_and(|ceil| start % ceil == 0)
+    len.checked_next_power_of_two()
+        .is_some_and(|ceil| start.is_multiple_of(ceil))
 }
 
 /// MTH of the leaves `[start, end)` of a subtree (see [`is_subtree`]); the
 /// empty root for an empty range. O(log n) reads.
-pub fn subtree_root<S: NodeStore + ?Sized>(store: &S, start: u64, end: u64) -> Result<Hash, MerkleError> {
+pub fn subtree_root<S: NodeStore + ?Sized>(
+    store: &S,
+    start: u64,
+    end: u64,
+) -> Result<Hash, MerkleError> {
     if !is_subtree(start, end) {
         return Err(MerkleError::InvalidSubtree { start, end });
     }
@@ -480,13 +497,19 @@ pub fn root_from_inclusion_proof(
     }
     let expected = inclusion_proof_len(index, size);
     if proof.len() != expected {
-        return Err(MerkleError::WrongProofLength { expected, actual: proof.len() });
+        return Err(MerkleError::WrongProofLength {
+            expected,
+            actual: proof.len(),
+        });
     }
     let (mut fn_, mut sn) = (index, size - 1);
     let mut r = *leaf_hash;
     for p in proof {
         if sn == 0 {
-            return Err(MerkleError::WrongProofLength { expected, actual: proof.len() });
+            return Err(MerkleError::WrongProofLength {
+                expected,
+                actual: proof.len(),
+            });
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = hash_children(p, &r);
@@ -501,7 +524,10 @@ pub fn root_from_inclusion_proof(
         sn >>= 1;
     }
     if sn != 0 {
-        return Err(MerkleError::WrongProofLength { expected, actual: proof.len() });
+        return Err(MerkleError::WrongProofLength {
+            expected,
+            actual: proof.len(),
+        });
     }
     Ok(r)
 }
@@ -527,16 +553,29 @@ pub fn verify_consistency(
     }
     if size1 == size2 {
         if !proof.is_empty() {
-            return Err(MerkleError::WrongProofLength { expected: 0, actual: proof.len() });
+            return Err(MerkleError::WrongProofLength {
+                expected: 0,
+                actual: proof.len(),
+            });
         }
-        return if root1 == root2 { Ok(()) } else { Err(MerkleError::RootMismatch) };
+        return if root1 == root2 {
+            Ok(())
+        } else {
+            Err(MerkleError::RootMismatch)
+        };
     }
     let expected = consistency_proof_len(size1, size2);
     if proof.len() != expected {
-        return Err(MerkleError::WrongProofLength { expected, actual: proof.len() });
+        return Err(MerkleError::WrongProofLength {
+            expected,
+            actual: proof.len(),
+        });
     }
-    let (fr, sr) = consistency_roots(size1, size2, proof, root1)
-        .ok_or(MerkleError::WrongProofLength { expected, actual: proof.len() })?;
+    let (fr, sr) =
+        consistency_roots(size1, size2, proof, root1).ok_or(MerkleError::WrongProofLength {
+            expected,
+            actual: proof.len(),
+        })?;
     if fr != *root1 {
         return Err(MerkleError::FirstRootMismatch);
     }
@@ -607,7 +646,10 @@ mod tests {
             let size = i as u64 + 1;
             assert_eq!(frontier.root(), store.root(size).unwrap());
             assert_eq!(Frontier::from_store(&store, size).unwrap(), frontier);
-            assert_eq!(Frontier::from_bytes(&frontier.to_bytes()).unwrap(), frontier);
+            assert_eq!(
+                Frontier::from_bytes(&frontier.to_bytes()).unwrap(),
+                frontier
+            );
         }
         assert_eq!(rebuilt, store);
     }
@@ -629,19 +671,33 @@ mod tests {
             inclusion_proof(&store, 0, 8),
             Err(MerkleError::MissingNode { level: 2, index: 1 })
         );
-        assert!(matches!(consistency_proof(&store, 2, 9), Err(MerkleError::MissingNode { .. })));
+        assert!(matches!(
+            consistency_proof(&store, 2, 9),
+            Err(MerkleError::MissingNode { .. })
+        ));
     }
 
     #[test]
     fn hostile_sizes_do_not_panic() {
         let h = [7u8; 32];
         let long = [h; 70];
-        for &(i, n) in &[(0, 0), (u64::MAX, u64::MAX), (u64::MAX - 1, u64::MAX), (0, u64::MAX)] {
+        for &(i, n) in &[
+            (0, 0),
+            (u64::MAX, u64::MAX),
+            (u64::MAX - 1, u64::MAX),
+            (0, u64::MAX),
+        ] {
             for len in [0, 1, 63, 64, 70] {
                 let _ = verify_inclusion(&h, i, n, &long[..len], &h);
             }
         }
-        for &(a, b) in &[(0, 0), (1, 0), (u64::MAX, u64::MAX), (1, u64::MAX), (u64::MAX - 1, u64::MAX)] {
+        for &(a, b) in &[
+            (0, 0),
+            (1, 0),
+            (u64::MAX, u64::MAX),
+            (1, u64::MAX),
+            (u64::MAX - 1, u64::MAX),
+        ] {
             for len in [0, 1, 63, 64, 70] {
                 let _ = verify_consistency(a, b, &long[..len], &h, &h);
             }

@@ -46,7 +46,10 @@ pub struct NoteLimits {
 impl Default for NoteLimits {
     fn default() -> Self {
         // 100 lines as in Go's note package; room for post-quantum lines we ignore.
-        Self { note_bytes_max: 1 << 20, signatures_max: 100 }
+        Self {
+            note_bytes_max: 1 << 20,
+            signatures_max: 100,
+        }
     }
 }
 
@@ -108,16 +111,23 @@ fn check_type(sig_type: u8) -> Result<(), NoteError> {
 }
 
 fn check_name(name: &str) -> Result<(), NoteError> {
-    if is_valid_name(name) { Ok(()) } else { Err(NoteError::InvalidName(name.to_string())) }
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(NoteError::InvalidName(name.to_string()))
+    }
 }
 
 /// Splits `<hex key ID>+<base64(type ‖ key)>` into the ID and the decoded key material.
 fn parse_id_and_material(rest: &str) -> Result<(u32, Vec<u8>), NoteError> {
-    let (id_hex, material_b64) = rest.split_once('+').ok_or(NoteError::MalformedKey("missing '+'"))?;
+    let (id_hex, material_b64) = rest
+        .split_once('+')
+        .ok_or(NoteError::MalformedKey("missing '+'"))?;
     if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NoteError::MalformedKey("key ID must be 8 hex digits"));
     }
-    let id = u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::MalformedKey("key ID must be 8 hex digits"))?;
+    let id = u32::from_str_radix(id_hex, 16)
+        .map_err(|_| NoteError::MalformedKey("key ID must be 8 hex digits"))?;
     let material = BASE64
         .decode(material_b64)
         .map_err(|_| NoteError::MalformedKey("key material is not standard base64"))?;
@@ -126,9 +136,13 @@ fn parse_id_and_material(rest: &str) -> Result<(u32, Vec<u8>), NoteError> {
 
 /// Splits `type ‖ 32-byte key` material.
 fn split_material(material: &[u8]) -> Result<(u8, [u8; 32]), NoteError> {
-    let (&sig_type, key) = material.split_first().ok_or(NoteError::MalformedKey("empty key material"))?;
+    let (&sig_type, key) = material
+        .split_first()
+        .ok_or(NoteError::MalformedKey("empty key material"))?;
     check_type(sig_type)?;
-    let key = key.try_into().map_err(|_| NoteError::MalformedKey("Ed25519 key must be 32 bytes"))?;
+    let key = key
+        .try_into()
+        .map_err(|_| NoteError::MalformedKey("Ed25519 key must be 32 bytes"))?;
     Ok((sig_type, key))
 }
 
@@ -148,21 +162,41 @@ impl VerifierKey {
         check_name(name)?;
         check_type(sig_type)?;
         let key_id = key_id(name, sig_type, public_key.as_bytes());
-        Ok(Self { name: name.to_string(), key_id, sig_type, public_key })
+        Ok(Self {
+            name: name.to_string(),
+            key_id,
+            sig_type,
+            public_key,
+        })
     }
 
     /// Parses `name+hexkeyid+base64(type ‖ pubkey)`, checking the key ID.
     pub fn parse(vkey: &str) -> Result<Self, NoteError> {
-        let (name, rest) = vkey.split_once('+').ok_or(NoteError::MalformedKey("expected name+id+key"))?;
+        let (name, rest) = vkey
+            .split_once('+')
+            .ok_or(NoteError::MalformedKey("expected name+id+key"))?;
         check_name(name)?;
         let (id, material) = parse_id_and_material(rest)?;
-        let expected = key_id(name, *material.first().unwrap_or(&0), material.get(1..).unwrap_or(&[]));
+        let expected = key_id(
+            name,
+            *material.first().unwrap_or(&0),
+            material.get(1..).unwrap_or(&[]),
+        );
         let (sig_type, key) = split_material(&material)?;
         if id != expected {
-            return Err(NoteError::KeyIdMismatch { expected, actual: id });
+            return Err(NoteError::KeyIdMismatch {
+                expected,
+                actual: id,
+            });
         }
-        let public_key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::MalformedKey("invalid Ed25519 public key"))?;
-        Ok(Self { name: name.to_string(), key_id: id, sig_type, public_key })
+        let public_key = VerifyingKey::from_bytes(&key)
+            .map_err(|_| NoteError::MalformedKey("invalid Ed25519 public key"))?;
+        Ok(Self {
+            name: name.to_string(),
+            key_id: id,
+            sig_type,
+            public_key,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -184,10 +218,15 @@ impl VerifierKey {
     /// Verifies `sig` (the bytes after the key ID) over note `text`. Returns
     /// the cosignature timestamp for type 0x04, `None` for type 0x01.
     pub fn verify(&self, text: &str, sig: &[u8]) -> Result<Option<u64>, NoteError> {
-        let invalid = || NoteError::InvalidSignature { name: self.name.clone(), key_id: self.key_id };
+        let invalid = || NoteError::InvalidSignature {
+            name: self.name.clone(),
+            key_id: self.key_id,
+        };
         let (message, timestamp, sig) = match self.sig_type {
             SIG_TYPE_COSIGNATURE_V1 => {
-                let (ts, sig) = sig.split_first_chunk::<TIMESTAMP_BYTES>().ok_or_else(invalid)?;
+                let (ts, sig) = sig
+                    .split_first_chunk::<TIMESTAMP_BYTES>()
+                    .ok_or_else(invalid)?;
                 let ts = u64::from_be_bytes(*ts);
                 if ts > MAX_COSIGNATURE_TIMESTAMP {
                     return Err(invalid());
@@ -209,7 +248,13 @@ impl fmt::Display for VerifierKey {
         let mut material = Vec::with_capacity(33);
         material.push(self.sig_type);
         material.extend_from_slice(self.public_key.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(material))
+        write!(
+            f,
+            "{}+{:08x}+{}",
+            self.name,
+            self.key_id,
+            BASE64.encode(material)
+        )
     }
 }
 
@@ -223,7 +268,9 @@ pub struct SignerKey {
 
 impl fmt::Debug for SignerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignerKey").field("verifier", &self.verifier).finish_non_exhaustive()
+        f.debug_struct("SignerKey")
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
     }
 }
 
@@ -232,20 +279,30 @@ impl SignerKey {
     pub fn from_seed(name: &str, sig_type: u8, seed: &[u8; 32]) -> Result<Self, NoteError> {
         let signing_key = SigningKey::from_bytes(seed);
         let verifier = VerifierKey::new(name, sig_type, signing_key.verifying_key())?;
-        Ok(Self { verifier, signing_key })
+        Ok(Self {
+            verifier,
+            signing_key,
+        })
     }
 
     /// Parses `PRIVATE+KEY+name+hexkeyid+base64(type ‖ seed)`, checking the key ID against the derived public key.
     pub fn parse(skey: &str) -> Result<Self, NoteError> {
         let rest = skey
             .strip_prefix(SIGNER_KEY_PREFIX)
-            .ok_or(NoteError::MalformedKey("signer key must start with PRIVATE+KEY+"))?;
-        let (name, rest) = rest.split_once('+').ok_or(NoteError::MalformedKey("expected name+id+key"))?;
+            .ok_or(NoteError::MalformedKey(
+                "signer key must start with PRIVATE+KEY+",
+            ))?;
+        let (name, rest) = rest
+            .split_once('+')
+            .ok_or(NoteError::MalformedKey("expected name+id+key"))?;
         let (id, material) = parse_id_and_material(rest)?;
         let (sig_type, seed) = split_material(&material)?;
         let signer = Self::from_seed(name, sig_type, &seed)?;
         if signer.verifier.key_id != id {
-            return Err(NoteError::KeyIdMismatch { expected: signer.verifier.key_id, actual: id });
+            return Err(NoteError::KeyIdMismatch {
+                expected: signer.verifier.key_id,
+                actual: id,
+            });
         }
         Ok(signer)
     }
@@ -261,7 +318,12 @@ impl SignerKey {
         material.push(self.verifier.sig_type);
         material.extend_from_slice(self.signing_key.as_bytes());
         let v = &self.verifier;
-        format!("{SIGNER_KEY_PREFIX}{}+{:08x}+{}", v.name, v.key_id, BASE64.encode(material))
+        format!(
+            "{SIGNER_KEY_PREFIX}{}+{:08x}+{}",
+            v.name,
+            v.key_id,
+            BASE64.encode(material)
+        )
     }
 
     /// A type 0x01 signature over note `text`.
@@ -270,7 +332,11 @@ impl SignerKey {
             return Err(NoteError::WrongSignerType(self.verifier.sig_type));
         }
         let sig = self.signing_key.sign(text.as_bytes()).to_bytes().to_vec();
-        Ok(NoteSignature { name: self.verifier.name.clone(), key_id: self.verifier.key_id, sig })
+        Ok(NoteSignature {
+            name: self.verifier.name.clone(),
+            key_id: self.verifier.key_id,
+            sig,
+        })
     }
 
     /// A type 0x04 cosignature/v1 over checkpoint note `text` at `timestamp` (POSIX seconds).
@@ -284,7 +350,11 @@ impl SignerKey {
         let message = cosignature_v1_message(text, timestamp);
         let mut sig = timestamp.to_be_bytes().to_vec();
         sig.extend_from_slice(&self.signing_key.sign(message.as_bytes()).to_bytes());
-        Ok(NoteSignature { name: self.verifier.name.clone(), key_id: self.verifier.key_id, sig })
+        Ok(NoteSignature {
+            name: self.verifier.name.clone(),
+            key_id: self.verifier.key_id,
+            sig,
+        })
     }
 }
 
@@ -301,18 +371,28 @@ impl NoteSignature {
     pub fn parse_line(line: &str) -> Result<Self, NoteError> {
         let rest = line
             .strip_prefix(SIGNATURE_LINE_PREFIX)
-            .ok_or(NoteError::Malformed("signature line must start with an em dash and a space"))?;
-        let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed("signature line lacks a space"))?;
+            .ok_or(NoteError::Malformed(
+                "signature line must start with an em dash and a space",
+            ))?;
+        let (name, b64) = rest
+            .split_once(' ')
+            .ok_or(NoteError::Malformed("signature line lacks a space"))?;
         if !is_valid_name(name) {
             return Err(NoteError::Malformed("invalid key name in signature line"));
         }
-        let raw = BASE64.decode(b64).map_err(|_| NoteError::Malformed("signature is not standard base64"))?;
+        let raw = BASE64
+            .decode(b64)
+            .map_err(|_| NoteError::Malformed("signature is not standard base64"))?;
         if raw.len() <= KEY_ID_BYTES {
             return Err(NoteError::Malformed("signature is too short"));
         }
         let (id, sig) = raw.split_at(KEY_ID_BYTES);
         let key_id = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
-        Ok(Self { name: name.to_string(), key_id, sig: sig.to_vec() })
+        Ok(Self {
+            name: name.to_string(),
+            key_id,
+            sig: sig.to_vec(),
+        })
     }
 
     /// Cosignature timestamp if this line has the cosignature/v1 shape (8 + 64 bytes).
@@ -331,7 +411,12 @@ impl fmt::Display for NoteSignature {
         let mut raw = Vec::with_capacity(KEY_ID_BYTES + self.sig.len());
         raw.extend_from_slice(&self.key_id.to_be_bytes());
         raw.extend_from_slice(&self.sig);
-        write!(f, "{SIGNATURE_LINE_PREFIX}{} {}", self.name, BASE64.encode(raw))
+        write!(
+            f,
+            "{SIGNATURE_LINE_PREFIX}{} {}",
+            self.name,
+            BASE64.encode(raw)
+        )
     }
 }
 
@@ -347,25 +432,37 @@ impl Note {
     /// Parses the note structure within `limits` (no signature is verified).
     pub fn parse(msg: &[u8], limits: &NoteLimits) -> Result<Self, NoteError> {
         if msg.len() > limits.note_bytes_max {
-            return Err(NoteError::TooLarge { len: msg.len(), max: limits.note_bytes_max });
+            return Err(NoteError::TooLarge {
+                len: msg.len(),
+                max: limits.note_bytes_max,
+            });
         }
         let msg = core::str::from_utf8(msg).map_err(|_| NoteError::Malformed("not UTF-8"))?;
         if msg.bytes().any(|b| b < 0x20 && b != b'\n') {
             return Err(NoteError::Malformed("control character other than newline"));
         }
-        let split = msg.rfind("\n\n").ok_or(NoteError::Malformed("no blank line before signatures"))?;
+        let split = msg
+            .rfind("\n\n")
+            .ok_or(NoteError::Malformed("no blank line before signatures"))?;
         let (text, sigs) = (&msg[..=split], &msg[split + 2..]);
         if sigs.is_empty() || !sigs.ends_with('\n') {
-            return Err(NoteError::Malformed("signature block must be non-empty and end with a newline"));
+            return Err(NoteError::Malformed(
+                "signature block must be non-empty and end with a newline",
+            ));
         }
         let mut signatures = Vec::new();
         for line in sigs[..sigs.len() - 1].split('\n') {
             if signatures.len() == limits.signatures_max {
-                return Err(NoteError::TooManySignatures { max: limits.signatures_max });
+                return Err(NoteError::TooManySignatures {
+                    max: limits.signatures_max,
+                });
             }
             signatures.push(NoteSignature::parse_line(line)?);
         }
-        Ok(Self { text: text.to_string(), signatures })
+        Ok(Self {
+            text: text.to_string(),
+            signatures,
+        })
     }
 
     /// The encoded note: text, blank line, one line per signature.
@@ -399,7 +496,11 @@ pub fn sign_note(text: &str, signers: &[&SignerKey], timestamp: u64) -> Result<S
             _ => signer.sign(text)?,
         });
     }
-    Note { text: text.to_string(), signatures }.encode()
+    Note {
+        text: text.to_string(),
+        signatures,
+    }
+    .encode()
 }
 
 /// A signature that verified under a known key.
@@ -427,19 +528,36 @@ pub struct OpenedNote {
 /// `unknown_signatures`); a line from a known key that fails to verify
 /// rejects the note; repeated lines from one key count once. At least one
 /// known key must have signed ([`NoteError::NoKnownSignature`]).
-pub fn open(msg: &[u8], known: &[VerifierKey], limits: &NoteLimits) -> Result<OpenedNote, NoteError> {
+pub fn open(
+    msg: &[u8],
+    known: &[VerifierKey],
+    limits: &NoteLimits,
+) -> Result<OpenedNote, NoteError> {
     let note = Note::parse(msg, limits)?;
-    let mut opened = OpenedNote { text: note.text, verified: Vec::new(), unknown_signatures: 0 };
+    let mut opened = OpenedNote {
+        text: note.text,
+        verified: Vec::new(),
+        unknown_signatures: 0,
+    };
     for sig in &note.signatures {
-        let mut matching = known.iter().filter(|k| k.name == sig.name && k.key_id == sig.key_id);
+        let mut matching = known
+            .iter()
+            .filter(|k| k.name == sig.name && k.key_id == sig.key_id);
         let Some(key) = matching.next() else {
             opened.unknown_signatures += 1;
             continue;
         };
         if matching.any(|other| other != key) {
-            return Err(NoteError::AmbiguousKey { name: sig.name.clone(), key_id: sig.key_id });
+            return Err(NoteError::AmbiguousKey {
+                name: sig.name.clone(),
+                key_id: sig.key_id,
+            });
         }
-        if opened.verified.iter().any(|v| v.name == sig.name && v.key_id == sig.key_id) {
+        if opened
+            .verified
+            .iter()
+            .any(|v| v.name == sig.name && v.key_id == sig.key_id)
+        {
             continue;
         }
         let timestamp = key.verify(&opened.text, &sig.sig)?;

@@ -66,7 +66,8 @@ pub struct TlogProof {
 
 /// Splits one `\n`-terminated line off `s`.
 fn next_line(s: &str) -> Result<(&str, &str), TlogProofError> {
-    s.split_once('\n').ok_or(TlogProofError::Malformed("unterminated line"))
+    s.split_once('\n')
+        .ok_or(TlogProofError::Malformed("unterminated line"))
 }
 
 impl TlogProof {
@@ -74,16 +75,23 @@ impl TlogProof {
     pub fn parse(text: &str, limits: &NoteLimits) -> Result<Self, TlogProofError> {
         let max = limits.note_bytes_max + MAX_EXTRA_BYTES * 2 + (MAX_PROOF_HASHES + 4) * 64;
         if text.len() > max {
-            return Err(TlogProofError::TooLarge { len: text.len(), max });
+            return Err(TlogProofError::TooLarge {
+                len: text.len(),
+                max,
+            });
         }
         let (header, mut rest) = next_line(text)?;
         if header != TLOG_PROOF_HEADER {
-            return Err(TlogProofError::Malformed("first line must be c2sp.org/tlog-proof@v1"));
+            return Err(TlogProofError::Malformed(
+                "first line must be c2sp.org/tlog-proof@v1",
+            ));
         }
         let (mut line, mut after) = next_line(rest)?;
         let mut extra = None;
         if let Some(b64) = line.strip_prefix("extra ") {
-            let bytes = BASE64.decode(b64).map_err(|_| TlogProofError::Malformed("extra is not base64"))?;
+            let bytes = BASE64
+                .decode(b64)
+                .map_err(|_| TlogProofError::Malformed("extra is not base64"))?;
             if bytes.len() > MAX_EXTRA_BYTES {
                 return Err(TlogProofError::Malformed("extra data is too large"));
             }
@@ -105,9 +113,17 @@ impl TlogProof {
             if hashes.len() == MAX_PROOF_HASHES {
                 return Err(TlogProofError::TooManyHashes);
             }
-            hashes.push(parse_hash_b64(line).ok_or(TlogProofError::Malformed("proof line is not a base64 hash"))?);
+            hashes.push(
+                parse_hash_b64(line)
+                    .ok_or(TlogProofError::Malformed("proof line is not a base64 hash"))?,
+            );
         }
-        Ok(Self { extra, index, hashes, checkpoint_note: rest.to_string() })
+        Ok(Self {
+            extra,
+            index,
+            hashes,
+            checkpoint_note: rest.to_string(),
+        })
     }
 
     /// The text form.
@@ -144,7 +160,10 @@ impl TlogProof {
         limits: &NoteLimits,
     ) -> Result<Checkpoint, TlogProofError> {
         if threshold == 0 || threshold > verifiers.len() {
-            return Err(TlogProofError::InvalidThreshold { threshold, keys: verifiers.len() });
+            return Err(TlogProofError::InvalidThreshold {
+                threshold,
+                keys: verifiers.len(),
+            });
         }
         let signed = crate::checkpoint::open_checkpoint(
             self.checkpoint_note.as_bytes(),

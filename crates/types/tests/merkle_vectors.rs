@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chipledger_types::merkle::{
     Frontier, Hash, MemoryStore, MerkleError, NodeStore, consistency_proof, empty_root,
-    hash_children, hash_leaf, inclusion_proof, is_subtree, root_from_store, subtree_inclusion_proof,
-    subtree_root, verify_consistency, verify_inclusion,
+    hash_children, hash_leaf, inclusion_proof, is_subtree, root_from_store,
+    subtree_inclusion_proof, subtree_root, verify_consistency, verify_inclusion,
 };
 use sha2::{Digest, Sha256};
 
@@ -46,7 +46,11 @@ impl JsonReader<'_> {
 
     fn expect(&mut self, b: u8) {
         self.skip_ws();
-        assert_eq!(self.s[self.pos], b, "JSON: expected {:?} at {}", b as char, self.pos);
+        assert_eq!(
+            self.s[self.pos], b,
+            "JSON: expected {:?} at {}",
+            b as char, self.pos
+        );
         self.pos += 1;
     }
 
@@ -54,7 +58,10 @@ impl JsonReader<'_> {
         self.expect(b'"');
         let start = self.pos;
         while self.s[self.pos] != b'"' {
-            assert_ne!(self.s[self.pos], b'\\', "JSON escapes are not expected in the probes");
+            assert_ne!(
+                self.s[self.pos], b'\\',
+                "JSON escapes are not expected in the probes"
+            );
             self.pos += 1;
         }
         self.pos += 1;
@@ -64,7 +71,11 @@ impl JsonReader<'_> {
     fn value(&mut self) -> Json {
         self.skip_ws();
         let rest = &self.s[self.pos..];
-        for (word, v) in [("null", Json::Null), ("true", Json::Bool(true)), ("false", Json::Bool(false))] {
+        for (word, v) in [
+            ("null", Json::Null),
+            ("true", Json::Bool(true)),
+            ("false", Json::Bool(false)),
+        ] {
             if rest.starts_with(word.as_bytes()) {
                 self.pos += word.len();
                 return v;
@@ -99,7 +110,10 @@ impl JsonReader<'_> {
     }
 
     fn object(text: &str) -> BTreeMap<String, Json> {
-        let mut r = JsonReader { s: text.as_bytes(), pos: 0 };
+        let mut r = JsonReader {
+            s: text.as_bytes(),
+            pos: 0,
+        };
         let mut out = BTreeMap::new();
         r.expect(b'{');
         loop {
@@ -197,16 +211,26 @@ struct Constants {
 
 fn constants() -> Constants {
     let text = fs::read_to_string(fixtures().join("constants.txt")).unwrap();
-    let mut c = Constants { leaves: Vec::new(), nodes: Vec::new(), roots: Vec::new() };
+    let mut c = Constants {
+        leaves: Vec::new(),
+        nodes: Vec::new(),
+        roots: Vec::new(),
+    };
     let h = |s: &str| -> Hash { hex::decode(s).unwrap().try_into().unwrap() };
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let f: Vec<&str> = line.split(' ').collect();
         match f[0] {
             "leaf" => {
                 assert_eq!(f[1].parse::<usize>().unwrap(), c.leaves.len());
-                c.leaves.push(if f[2] == "-" { Vec::new() } else { hex::decode(f[2]).unwrap() });
+                c.leaves.push(if f[2] == "-" {
+                    Vec::new()
+                } else {
+                    hex::decode(f[2]).unwrap()
+                });
             }
-            "node" => c.nodes.push((f[1].parse().unwrap(), f[2].parse().unwrap(), h(f[3]))),
+            "node" => c
+                .nodes
+                .push((f[1].parse().unwrap(), f[2].parse().unwrap(), h(f[3]))),
             "root" => {
                 assert_eq!(f[1].parse::<usize>().unwrap(), c.roots.len());
                 c.roots.push(h(f[2]));
@@ -227,12 +251,27 @@ fn known_roots_and_nodes() {
     assert_eq!(frontier.root(), c.roots[0]);
     for (i, leaf) in c.leaves.iter().enumerate() {
         frontier.append(leaf);
-        assert_eq!(frontier.root(), c.roots[i + 1], "frontier root at size {}", i + 1);
-        assert_eq!(root_from_store(&store, i as u64 + 1).unwrap(), c.roots[i + 1]);
-        assert_eq!(Frontier::from_store(&store, i as u64 + 1).unwrap(), frontier);
+        assert_eq!(
+            frontier.root(),
+            c.roots[i + 1],
+            "frontier root at size {}",
+            i + 1
+        );
+        assert_eq!(
+            root_from_store(&store, i as u64 + 1).unwrap(),
+            c.roots[i + 1]
+        );
+        assert_eq!(
+            Frontier::from_store(&store, i as u64 + 1).unwrap(),
+            frontier
+        );
     }
     for &(level, index, hash) in &c.nodes {
-        assert_eq!(store.node(level, index), Some(hash), "node ({level}, {index})");
+        assert_eq!(
+            store.node(level, index),
+            Some(hash),
+            "node ({level}, {index})"
+        );
     }
     assert_eq!(store.node(3, 1), None);
 }
@@ -245,28 +284,56 @@ fn inclusion_probes() {
     let c = constants();
     let store = MemoryStore::from_leaves(&c.leaves);
     let probes = load_probes("testdata/inclusion");
-    assert!(probes.len() > 90, "found only {} inclusion probes", probes.len());
+    assert!(
+        probes.len() > 90,
+        "found only {} inclusion probes",
+        probes.len()
+    );
     let (mut generated, mut failures) = (0, Vec::new());
     for p in &probes {
         let (index, size) = (p.num("leafIdx"), p.num("treeSize"));
         let typed = (p.hash("leafHash"), p.proof(), p.hash("root"));
         let result = match &typed {
-            (Some(leaf), Some(proof), Some(root)) => verify_inclusion(leaf, index, size, proof, root),
+            (Some(leaf), Some(proof), Some(root)) => {
+                verify_inclusion(leaf, index, size, proof, root)
+            }
             _ => Err(MerkleError::RootMismatch), // rejected at the typed boundary
         };
         if result.is_ok() == p.want_err() {
-            failures.push(format!("{}: want error {}, got {result:?}", p.path, p.want_err()));
+            failures.push(format!(
+                "{}: want error {}, got {result:?}",
+                p.path,
+                p.want_err()
+            ));
         }
         // Generation: a valid probe over the constants tree must be exactly what we produce.
         if let (false, (Some(leaf), Some(proof), Some(root))) = (p.want_err(), typed) {
-            if size <= 8 && index < 8 && store.node(0, index) == Some(leaf) && c.roots[size as usize] == root {
-                assert_eq!(inclusion_proof(&store, index, size).unwrap(), proof, "{}", p.path);
+            if size <= 8
+                && index < 8
+                && store.node(0, index) == Some(leaf)
+                && c.roots[size as usize] == root
+            {
+                assert_eq!(
+                    inclusion_proof(&store, index, size).unwrap(),
+                    proof,
+                    "{}",
+                    p.path
+                );
                 generated += 1;
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} probes failed:\n{}", failures.len(), probes.len(), failures.join("\n"));
-    assert!(generated >= 4, "only {generated} happy paths were checked for generation");
+    assert!(
+        failures.is_empty(),
+        "{} of {} probes failed:\n{}",
+        failures.len(),
+        probes.len(),
+        failures.join("\n")
+    );
+    assert!(
+        generated >= 4,
+        "only {generated} happy paths were checked for generation"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -275,14 +342,19 @@ fn inclusion_probes() {
 /// Probes whose expectation depends on comparing byte strings that are not 32
 /// bytes long (upstream's `[]byte` API accepts them when sizes are equal); our
 /// `[u8; 32]` API rejects them at the decoding boundary.
-const UNTYPED_HASH_PROBES: &[&str] = &["testdata/consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"];
+const UNTYPED_HASH_PROBES: &[&str] =
+    &["testdata/consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"];
 
 #[test]
 fn consistency_probes() {
     let c = constants();
     let store = MemoryStore::from_leaves(&c.leaves);
     let probes = load_probes("testdata/consistency");
-    assert!(probes.len() > 80, "found only {} consistency probes", probes.len());
+    assert!(
+        probes.len() > 80,
+        "found only {} consistency probes",
+        probes.len()
+    );
     let (mut generated, mut failures) = (0, Vec::new());
     for p in &probes {
         let (size1, size2) = (p.num("size1"), p.num("size2"));
@@ -297,13 +369,27 @@ fn consistency_probes() {
         }
         if let (false, (Some(r1), Some(proof), Some(r2))) = (want_err, typed) {
             if size2 <= 8 && c.roots[size1 as usize] == r1 && c.roots[size2 as usize] == r2 {
-                assert_eq!(consistency_proof(&store, size1, size2).unwrap(), proof, "{}", p.path);
+                assert_eq!(
+                    consistency_proof(&store, size1, size2).unwrap(),
+                    proof,
+                    "{}",
+                    p.path
+                );
                 generated += 1;
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} probes failed:\n{}", failures.len(), probes.len(), failures.join("\n"));
-    assert!(generated >= 4, "only {generated} happy paths were checked for generation");
+    assert!(
+        failures.is_empty(),
+        "{} of {} probes failed:\n{}",
+        failures.len(),
+        probes.len(),
+        failures.join("\n")
+    );
+    assert!(
+        generated >= 4,
+        "only {generated} happy paths were checked for generation"
+    );
 }
 
 #[test]
@@ -311,7 +397,10 @@ fn untyped_hash_probe_is_the_equal_sizes_case() {
     // The one probe we list as deviating: equal sizes, empty proof, equal 12-byte "roots".
     // With real 32-byte hashes the same shape must succeed.
     let probes = load_probes("testdata/consistency");
-    let p = probes.iter().find(|p| p.path == UNTYPED_HASH_PROBES[0]).unwrap();
+    let p = probes
+        .iter()
+        .find(|p| p.path == UNTYPED_HASH_PROBES[0])
+        .unwrap();
     assert!(!p.want_err());
     assert_eq!(p.bytes("root1").len(), 12);
     assert_eq!((p.num("size1"), p.num("size2")), (1, 1));
@@ -334,7 +423,9 @@ fn accumulated() -> BTreeMap<String, String> {
 }
 
 fn valid_subtrees(max: u64) -> impl Iterator<Item = (u64, u64)> {
-    (0..=max).flat_map(|end| (0..=end).map(move |start| (start, end))).filter(|&(s, e)| is_subtree(s, e))
+    (0..=max)
+        .flat_map(|end| (0..=end).map(move |start| (start, end)))
+        .filter(|&(s, e)| is_subtree(s, e))
 }
 
 #[test]
@@ -353,11 +444,21 @@ fn accumulated_subtree_hash_and_inclusion_vectors() {
                 line.push_str(&format!(" {}", hex::encode(h)));
             }
             inclusions.update(line + "\n");
-            verify_inclusion(&hash_leaf(&[index as u8]), index - start, end - start, &proof, &root).unwrap();
+            verify_inclusion(
+                &hash_leaf(&[index as u8]),
+                index - start,
+                end - start,
+                &proof,
+                &root,
+            )
+            .unwrap();
         }
     }
     assert_eq!(hex::encode(hashes.finalize()), want["subtree_hash"]);
-    assert_eq!(hex::encode(inclusions.finalize()), want["subtree_inclusion"]);
+    assert_eq!(
+        hex::encode(inclusions.finalize()),
+        want["subtree_inclusion"]
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -419,7 +520,9 @@ fn ref_subproof(m: usize, d: &[Vec<u8>], b: bool) -> Vec<Hash> {
 const REFERENCE_MAX: usize = 70;
 
 fn reference_leaves() -> Vec<Vec<u8>> {
-    (0..REFERENCE_MAX).map(|i| format!("leaf {i}").into_bytes()).collect()
+    (0..REFERENCE_MAX)
+        .map(|i| format!("leaf {i}").into_bytes())
+        .collect()
 }
 
 #[test]
@@ -436,7 +539,10 @@ fn reference_roots_and_inclusion_all_sizes() {
             let proof = inclusion_proof(&store, m as u64, n as u64).unwrap();
             assert_eq!(proof, ref_path(m, &d[..n]), "PATH({m}, D[{n}])");
             let leaf = hash_leaf(&d[m]);
-            assert_eq!(verify_inclusion(&leaf, m as u64, n as u64, &proof, &root), Ok(()));
+            assert_eq!(
+                verify_inclusion(&leaf, m as u64, n as u64, &proof, &root),
+                Ok(())
+            );
             inclusion_negatives(&leaf, m as u64, n as u64, &proof, &root);
         }
     }
@@ -450,10 +556,17 @@ fn reference_consistency_all_sizes() {
         let root2 = ref_mth(&d[..n]);
         for m in 1..=n {
             let proof = consistency_proof(&store, m as u64, n as u64).unwrap();
-            let want = if m == n { Vec::new() } else { ref_subproof(m, &d[..n], true) };
+            let want = if m == n {
+                Vec::new()
+            } else {
+                ref_subproof(m, &d[..n], true)
+            };
             assert_eq!(proof, want, "PROOF({m}, D[{n}])");
             let root1 = ref_mth(&d[..m]);
-            assert_eq!(verify_consistency(m as u64, n as u64, &proof, &root1, &root2), Ok(()));
+            assert_eq!(
+                verify_consistency(m as u64, n as u64, &proof, &root1, &root2),
+                Ok(())
+            );
             consistency_negatives(m as u64, n as u64, &proof, &root1, &root2);
         }
     }
@@ -467,7 +580,10 @@ fn flip(h: &Hash, bit: usize) -> Hash {
 
 fn inclusion_negatives(leaf: &Hash, m: u64, n: u64, proof: &[Hash], root: &Hash) {
     let bad = |l: &Hash, i: u64, s: u64, p: &[Hash], r: &Hash| {
-        assert!(verify_inclusion(l, i, s, p, r).is_err(), "accepted tampered proof for ({m}, {n})");
+        assert!(
+            verify_inclusion(l, i, s, p, r).is_err(),
+            "accepted tampered proof for ({m}, {n})"
+        );
     };
     bad(&flip(leaf, 3), m, n, proof, root);
     bad(leaf, m, n, proof, &flip(root, 200));
@@ -495,7 +611,10 @@ fn inclusion_negatives(leaf: &Hash, m: u64, n: u64, proof: &[Hash], root: &Hash)
 
 fn consistency_negatives(m: u64, n: u64, proof: &[Hash], root1: &Hash, root2: &Hash) {
     let bad = |a: u64, b: u64, p: &[Hash], r1: &Hash, r2: &Hash| {
-        assert!(verify_consistency(a, b, p, r1, r2).is_err(), "accepted tampered proof for ({m}, {n})");
+        assert!(
+            verify_consistency(a, b, p, r1, r2).is_err(),
+            "accepted tampered proof for ({m}, {n})"
+        );
     };
     bad(m, n, proof, &flip(root1, 1), root2);
     bad(m, n, proof, root1, &flip(root2, 255));

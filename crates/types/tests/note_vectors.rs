@@ -11,16 +11,20 @@
 use chipledger_types::checkpoint::{Checkpoint, CheckpointError, open_checkpoint};
 use chipledger_types::merkle::{MemoryStore, hash_leaf, inclusion_proof};
 use chipledger_types::note::{
-    self, Note, NoteError, NoteLimits, NoteSignature, SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519, SignerKey,
-    VerifierKey, open, sign_note,
+    self, Note, NoteError, NoteLimits, NoteSignature, SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519,
+    SignerKey, VerifierKey, open, sign_note,
 };
 use chipledger_types::tlog_proof::{TlogProof, TlogProofError};
 
-const LIMITS: NoteLimits = NoteLimits { note_bytes_max: 1 << 20, signatures_max: 100 };
+const LIMITS: NoteLimits = NoteLimits {
+    note_bytes_max: 1 << 20,
+    signatures_max: 100,
+};
 
 // golang/mod sumdb/note/note_test.go
 const PETER_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-const PETER_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const PETER_SKEY: &str =
+    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 const ENOCH_VKEY: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
 const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
 const PETER_SIG: &str = "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
@@ -41,7 +45,10 @@ fn go_sign_is_byte_exact() {
     assert_eq!(signer.to_secret_string(), PETER_SKEY);
     let msg = sign_note(GO_TEXT, &[&signer], 0).unwrap();
     assert_eq!(msg.as_bytes(), go_note(PETER_SIG));
-    assert!(sign_note("abc", &[&signer], 0).is_err(), "text without final newline");
+    assert!(
+        sign_note("abc", &[&signer], 0).is_err(),
+        "text without final newline"
+    );
 }
 
 #[test]
@@ -52,7 +59,10 @@ fn go_open_cases() {
     let n = open(&both, std::slice::from_ref(&peter), &LIMITS).unwrap();
     assert_eq!(n.text, GO_TEXT);
     assert_eq!((n.verified.len(), n.unknown_signatures), (1, 1));
-    assert_eq!((n.verified[0].name.as_str(), n.verified[0].key_id), ("PeterNeumann", 0xc74f20a3));
+    assert_eq!(
+        (n.verified[0].name.as_str(), n.verified[0].key_id),
+        ("PeterNeumann", 0xc74f20a3)
+    );
 
     let n = open(&both, &[peter.clone(), enoch.clone()], &LIMITS).unwrap();
     assert_eq!((n.verified.len(), n.unknown_signatures), (2, 0));
@@ -60,18 +70,26 @@ fn go_open_cases() {
     assert_eq!(open(&both, &[], &LIMITS), Err(NoteError::NoKnownSignature));
 
     let many = go_note(&PETER_SIG.repeat(101));
-    assert_eq!(open(&many, std::slice::from_ref(&peter), &LIMITS), Err(NoteError::TooManySignatures { max: 100 }));
+    assert_eq!(
+        open(&many, std::slice::from_ref(&peter), &LIMITS),
+        Err(NoteError::TooManySignatures { max: 100 })
+    );
 
     let bad = go_note(&format!("{}ABCD{}", &PETER_SIG[..60], &PETER_SIG[60..]));
     assert_eq!(
         open(&bad, std::slice::from_ref(&peter), &LIMITS),
-        Err(NoteError::InvalidSignature { name: "PeterNeumann".into(), key_id: 0xc74f20a3 })
+        Err(NoteError::InvalidSignature {
+            name: "PeterNeumann".into(),
+            key_id: 0xc74f20a3
+        })
     );
 
     // Duplicated verified and unverified signatures count once; a bad line
     // from an *unknown* key is ignored.
     let enoch_abcd = format!("{}ABCD{}", &ENOCH_SIG[..60], &ENOCH_SIG[60..]);
-    let dup = go_note(&format!("{PETER_SIG}{PETER_SIG}{ENOCH_SIG}{ENOCH_SIG}{enoch_abcd}"));
+    let dup = go_note(&format!(
+        "{PETER_SIG}{PETER_SIG}{ENOCH_SIG}{ENOCH_SIG}{enoch_abcd}"
+    ));
     let n = open(&dup, std::slice::from_ref(&peter), &LIMITS).unwrap();
     assert_eq!((n.verified.len(), n.unknown_signatures), (1, 3));
 }
@@ -84,17 +102,34 @@ fn go_malformed_notes() {
         format!("{GO_TEXT}\n"),
         format!("{GO_TEXT}\n{}", &PETER_SIG[..PETER_SIG.len() - 1]),
         format!("\x01{GO_TEXT}\n{PETER_SIG}"),
-        format!("{GO_TEXT}\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="),
+        format!(
+            "{GO_TEXT}\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
+        ),
         format!("{GO_TEXT}\n{PETER_SIG}Unexpected line.\n"),
     ];
     for msg in &bad_msgs {
-        assert!(matches!(open(msg.as_bytes(), &peter, &LIMITS), Err(NoteError::Malformed(_))), "{msg:?}");
+        assert!(
+            matches!(
+                open(msg.as_bytes(), &peter, &LIMITS),
+                Err(NoteError::Malformed(_))
+            ),
+            "{msg:?}"
+        );
     }
     let mut invalid_utf8 = vec![0xff];
     invalid_utf8.extend(go_note(PETER_SIG));
-    assert!(matches!(open(&invalid_utf8, &peter, &LIMITS), Err(NoteError::Malformed(_))));
-    let tiny = NoteLimits { note_bytes_max: 10, signatures_max: 100 };
-    assert!(matches!(open(&go_note(PETER_SIG), &peter, &tiny), Err(NoteError::TooLarge { .. })));
+    assert!(matches!(
+        open(&invalid_utf8, &peter, &LIMITS),
+        Err(NoteError::Malformed(_))
+    ));
+    let tiny = NoteLimits {
+        note_bytes_max: 10,
+        signatures_max: 100,
+    };
+    assert!(matches!(
+        open(&go_note(PETER_SIG), &peter, &tiny),
+        Err(NoteError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -116,8 +151,16 @@ fn go_key_manglings_are_rejected() {
         assert!(VerifierKey::parse(&s).is_err(), "accepted {s:?}");
     }
     // Wrong key length and unknown algorithm, each with a matching key hash.
-    assert!(VerifierKey::parse("PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==").is_err());
-    assert!(VerifierKey::parse("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").is_err());
+    assert!(
+        VerifierKey::parse(
+            "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY=="
+        )
+        .is_err()
+    );
+    assert!(
+        VerifierKey::parse("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+            .is_err()
+    );
 
     let b = PETER_SKEY.as_bytes();
     for i in 0..=b.len() {
@@ -153,19 +196,41 @@ fn spec_signed_note_example() {
 fn formats_signer_keys_derive_their_verifier_keys() {
     // transparency-dev/formats log/note_test.go key pairs.
     for (vk, sk) in [
-        ("Log+2271c621+AemuH5ooBpEPcr+W8onrjA1NfuzBVHdezakU81Ekarvs", "PRIVATE+KEY+Log+2271c621+AdEIq9FLRQni54Wg68T96VJO+iayOaulswav2DUMKgvQ"),
-        ("Known+451c786d+AXAQ0T7lbwuY4ABJ9/MYY9bWV3hmSyOGVt2x42NkmdUH", "PRIVATE+KEY+Known+451c786d+AQPRoE2+Z+Ed1HaHBA9F/FfracvcZ2rDU39kCecMEoci"),
-        ("KnownAgain+4893b26c+AQ+LR7BFF/F/dkpIBjBpSvT0crkteizuUkavAoGeaYMj", "PRIVATE+KEY+KnownAgain+4893b26c+ARhZda/l25zjGZswYLDZsLNRzNpmv5wYTN9IoTr1OJ2+"),
-        ("Unknown+fdbb2e08+AWgRIYZ+8x1Vl+1Q+sR8zciNHiYI1SdlBjNw+RV0rots", "PRIVATE+KEY+Unknown+fdbb2e08+Aav2knTC6orbhXX8pMWuNiWgO+Wwk2DB+h1eU2Q1W1nU"),
+        (
+            "Log+2271c621+AemuH5ooBpEPcr+W8onrjA1NfuzBVHdezakU81Ekarvs",
+            "PRIVATE+KEY+Log+2271c621+AdEIq9FLRQni54Wg68T96VJO+iayOaulswav2DUMKgvQ",
+        ),
+        (
+            "Known+451c786d+AXAQ0T7lbwuY4ABJ9/MYY9bWV3hmSyOGVt2x42NkmdUH",
+            "PRIVATE+KEY+Known+451c786d+AQPRoE2+Z+Ed1HaHBA9F/FfracvcZ2rDU39kCecMEoci",
+        ),
+        (
+            "KnownAgain+4893b26c+AQ+LR7BFF/F/dkpIBjBpSvT0crkteizuUkavAoGeaYMj",
+            "PRIVATE+KEY+KnownAgain+4893b26c+ARhZda/l25zjGZswYLDZsLNRzNpmv5wYTN9IoTr1OJ2+",
+        ),
+        (
+            "Unknown+fdbb2e08+AWgRIYZ+8x1Vl+1Q+sR8zciNHiYI1SdlBjNw+RV0rots",
+            "PRIVATE+KEY+Unknown+fdbb2e08+Aav2knTC6orbhXX8pMWuNiWgO+Wwk2DB+h1eU2Q1W1nU",
+        ),
     ] {
         assert_eq!(SignerKey::parse(sk).unwrap().verifier().to_string(), vk);
         assert_eq!(vkey(vk).to_string(), vk);
     }
     // note/note_cosigv1_test.go: a native type 0x04 verifier key and a type 0x01 one.
     let remora = vkey("remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2");
-    assert_eq!((remora.sig_type(), remora.key_id()), (SIG_TYPE_COSIGNATURE_V1, 0xda77ade7));
-    assert_eq!(vkey("TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6").sig_type(), SIG_TYPE_ED25519);
-    for bad in ["bananas.sigstore.dev+12344556", "rekor.sigstore.dev+12345678+THIS_IS_NOT_BASE64!", "rekor.sigstore.dev+12345678+AwEB"] {
+    assert_eq!(
+        (remora.sig_type(), remora.key_id()),
+        (SIG_TYPE_COSIGNATURE_V1, 0xda77ade7)
+    );
+    assert_eq!(
+        vkey("TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6").sig_type(),
+        SIG_TYPE_ED25519
+    );
+    for bad in [
+        "bananas.sigstore.dev+12344556",
+        "rekor.sigstore.dev+12345678+THIS_IS_NOT_BASE64!",
+        "rekor.sigstore.dev+12345678+AwEB",
+    ] {
         assert!(VerifierKey::parse(bad).is_err(), "{bad}");
     }
 }
@@ -189,7 +254,12 @@ fn sumdb_checkpoint_with_witnesses() {
     assert_eq!(signed.checkpoint.size, 6476701);
     assert_eq!(signed.note.verified.len(), 4);
     assert!(matches!(
-        open_checkpoint(msg.as_bytes(), "Go rocks but I might have the wrong ID", &keys, &LIMITS),
+        open_checkpoint(
+            msg.as_bytes(),
+            "Go rocks but I might have the wrong ID",
+            &keys,
+            &LIMITS
+        ),
         Err(CheckpointError::WrongOrigin { .. })
     ));
     // A witness line whose signature bytes belong to another witness fails under a known key.
@@ -202,19 +272,33 @@ fn spec_cosignature_framing() {
     // C2SP tlog-cosignature.md example line: key ID ‖ u64 timestamp ‖ 64-byte signature.
     let line = "— witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==";
     let sig = NoteSignature::parse_line(line).unwrap();
-    assert_eq!((sig.key_id, sig.cosignature_timestamp()), (0x8d66cf3f, Some(1679315147)));
+    assert_eq!(
+        (sig.key_id, sig.cosignature_timestamp()),
+        (0x8d66cf3f, Some(1679315147))
+    );
     assert_eq!(sig.to_string(), line);
     // The spec's signed-message example.
-    let body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    let body =
+        "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
     assert_eq!(
         note::cosignature_v1_message(body, 1679315147),
         format!("cosignature/v1\ntime 1679315147\n{body}")
     );
     // transparency-dev/formats note_cosigv1_test.go TestCoSigV1Timestamp.
     let raw = "— w ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA==";
-    assert_eq!(NoteSignature::parse_line(raw).unwrap().cosignature_timestamp(), Some(1727964367));
+    assert_eq!(
+        NoteSignature::parse_line(raw)
+            .unwrap()
+            .cosignature_timestamp(),
+        Some(1727964367)
+    );
     let plain = "— w eQjRQm6eSKzFoiYalgwCPXu2y3ijtg68is9M46JKxuZB+dRfTmeQeDBoXnvxZx2ugnkyV+MUMLXpWs1hPb/W/4xkNQY=";
-    assert_eq!(NoteSignature::parse_line(plain).unwrap().cosignature_timestamp(), None);
+    assert_eq!(
+        NoteSignature::parse_line(plain)
+            .unwrap()
+            .cosignature_timestamp(),
+        None
+    );
 }
 
 fn seed(b: u8) -> [u8; 32] {
@@ -245,7 +329,10 @@ fn cosignature_roundtrip_and_frozen_bytes() {
     // The cosignature covers the timestamp: re-encode it with another time.
     let mut note = Note::parse(msg.as_bytes(), &LIMITS).unwrap();
     note.signatures[1].sig[7] ^= 1;
-    assert!(matches!(open(note.encode().unwrap().as_bytes(), &keys, &LIMITS), Err(NoteError::InvalidSignature { .. })));
+    assert!(matches!(
+        open(note.encode().unwrap().as_bytes(), &keys, &LIMITS),
+        Err(NoteError::InvalidSignature { .. })
+    ));
     // It covers extension lines too.
     let extended = msg.replacen("ZNQ=\n", "ZNQ=\nextension\n", 1);
     assert!(open(extended.as_bytes(), &keys[1..], &LIMITS).is_err());
@@ -286,7 +373,10 @@ fn checkpoint_parse_rules() {
 
 fn proof_for_leaf(index: u64) -> (TlogProof, [u8; 32]) {
     let (log, witness) = log_and_witness();
-    let leaves: Vec<Vec<u8>> = ["", "00", "10", "2021", "3031"].iter().map(|h| hex::decode(h).unwrap()).collect();
+    let leaves: Vec<Vec<u8>> = ["", "00", "10", "2021", "3031"]
+        .iter()
+        .map(|h| hex::decode(h).unwrap())
+        .collect();
     let store = MemoryStore::from_leaves(&leaves);
     let proof = TlogProof {
         extra: Some(b"extra".to_vec()),
@@ -306,19 +396,37 @@ fn tlog_proof_roundtrip_and_verify() {
     assert!(text.starts_with("c2sp.org/tlog-proof@v1\nextra ZXh0cmE=\nindex 1\n"));
     let parsed = TlogProof::parse(&text, &LIMITS).unwrap();
     assert_eq!(parsed, proof);
-    let cp = parsed.verify(&leaf, "example.com/chipledger", &keys, 2, &LIMITS).unwrap();
+    let cp = parsed
+        .verify(&leaf, "example.com/chipledger", &keys, 2, &LIMITS)
+        .unwrap();
     assert_eq!(cp.size, 5);
     assert!(matches!(
-        parsed.verify(&hash_leaf(b"x"), "example.com/chipledger", &keys, 2, &LIMITS),
+        parsed.verify(
+            &hash_leaf(b"x"),
+            "example.com/chipledger",
+            &keys,
+            2,
+            &LIMITS
+        ),
         Err(TlogProofError::Inclusion(_))
     ));
     let three = [keys[0].clone(), keys[1].clone(), vkey(PETER_VKEY)];
     assert_eq!(
         parsed.verify(&leaf, "example.com/chipledger", &three, 3, &LIMITS),
-        Err(TlogProofError::BelowThreshold { valid: 2, threshold: 3 })
+        Err(TlogProofError::BelowThreshold {
+            valid: 2,
+            threshold: 3
+        })
     );
-    assert!(matches!(parsed.verify(&leaf, "example.com/chipledger", &keys, 0, &LIMITS), Err(TlogProofError::InvalidThreshold { .. })));
-    assert!(parsed.verify(&leaf, "other.origin", &keys, 1, &LIMITS).is_err());
+    assert!(matches!(
+        parsed.verify(&leaf, "example.com/chipledger", &keys, 0, &LIMITS),
+        Err(TlogProofError::InvalidThreshold { .. })
+    ));
+    assert!(
+        parsed
+            .verify(&leaf, "other.origin", &keys, 1, &LIMITS)
+            .is_err()
+    );
 }
 
 #[test]
@@ -332,14 +440,23 @@ fn tlog_proof_parse_errors() {
         format!("c2sp.org/tlog-proof@v1\nindex -5\n\n{cp}"),
         format!("c2sp.org/tlog-proof@v1\nindex 01\n\n{cp}"),
         format!("c2sp.org/tlog-proof@v1\nindex 0\n!!notbase64!!\n\n{cp}"),
-        format!("c2sp.org/tlog-proof@v1\nindex 0\n{}\n\n{cp}", "A".repeat(88)),
+        format!(
+            "c2sp.org/tlog-proof@v1\nindex 0\n{}\n\n{cp}",
+            "A".repeat(88)
+        ),
         format!("c2sp.org/tlog-proof@v1\nindex 0\n{}", "a".repeat(65 * 1024)),
         "c2sp.org/tlog-proof@v1\nindex 0\n".to_string(),
-        format!("c2sp.org/tlog-proof@v1\nindex 0\n{}\n{cp}", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n".repeat(65)),
+        format!(
+            "c2sp.org/tlog-proof@v1\nindex 0\n{}\n{cp}",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n".repeat(65)
+        ),
     ] {
         assert!(TlogProof::parse(&bad, &LIMITS).is_err(), "accepted {bad:?}");
     }
     let minimal = format!("c2sp.org/tlog-proof@v1\nindex 0\n\n{cp}");
     let p = TlogProof::parse(&minimal, &LIMITS).unwrap();
-    assert_eq!((p.extra, p.index, p.hashes.len(), p.checkpoint_note.as_str()), (None, 0, 0, cp));
+    assert_eq!(
+        (p.extra, p.index, p.hashes.len(), p.checkpoint_note.as_str()),
+        (None, 0, 0, cp)
+    );
 }

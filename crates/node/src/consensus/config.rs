@@ -25,7 +25,9 @@ pub enum ConfigError {
     DuplicateValidator { index: usize },
     #[error("this node's key ({public_key}) is not in the validator list")]
     NotAValidator { public_key: String },
-    #[error("timeouts must satisfy 0 < leader < certification < skip and 0 < retry < skip (ms): {0:?}")]
+    #[error(
+        "timeouts must satisfy 0 < leader < certification < skip and 0 < retry < skip (ms): {0:?}"
+    )]
     BadTimeouts(Timeouts),
     #[error("max_block_bytes {got} exceeds the engine limit {max}")]
     BlockLimitTooLarge { got: usize, max: usize },
@@ -69,7 +71,11 @@ impl Timeouts {
             && 0 < self.timeout_retry_ms
             && self.timeout_retry_ms < self.skip_timeout_ms
             && 0 < self.fetch_timeout_ms;
-        if ordered { Ok(()) } else { Err(ConfigError::BadTimeouts(*self)) }
+        if ordered {
+            Ok(())
+        } else {
+            Err(ConfigError::BadTimeouts(*self))
+        }
     }
 
     pub(crate) fn duration(ms: u64) -> Duration {
@@ -159,7 +165,10 @@ impl EngineSettings {
     ) -> Result<Self, ConfigError> {
         timeouts.validate()?;
         if max_block_bytes > MAX_BLOCK_BYTES {
-            return Err(ConfigError::BlockLimitTooLarge { got: max_block_bytes, max: MAX_BLOCK_BYTES });
+            return Err(ConfigError::BlockLimitTooLarge {
+                got: max_block_bytes,
+                max: MAX_BLOCK_BYTES,
+            });
         }
         if namespace.is_empty() {
             return Err(ConfigError::EmptyNamespace);
@@ -168,7 +177,9 @@ impl EngineSettings {
         let participants = participant_set(validators)?;
         let me = signer.public_key();
         if participants.position(&me).is_none() {
-            return Err(ConfigError::NotAValidator { public_key: hex::encode(public_key_bytes(&me)) });
+            return Err(ConfigError::NotAValidator {
+                public_key: hex::encode(public_key_bytes(&me)),
+            });
         }
         Ok(Self {
             signer,
@@ -202,7 +213,8 @@ pub(crate) fn parse_public_key(bytes: &[u8; 32], index: usize) -> Result<PublicK
 
 /// The ed25519 key for a 32-byte seed (infallible: every 32-byte string is a valid seed).
 pub(crate) fn private_key(seed: &[u8; 32]) -> PrivateKey {
-    PrivateKey::decode(bytes::Bytes::copy_from_slice(seed)).expect("any 32 bytes decode as an ed25519 seed")
+    PrivateKey::decode(bytes::Bytes::copy_from_slice(seed))
+        .expect("any 32 bytes decode as an ed25519 seed")
 }
 
 pub(crate) fn public_key_bytes(key: &PublicKey) -> [u8; 32] {

@@ -21,9 +21,7 @@ use commonware_consensus::{
     },
     types::{Epoch, FixedEpocher, ViewDelta},
 };
-use commonware_cryptography::{
-    Digested, Digestible, Signer, ed25519::PublicKey,
-};
+use commonware_cryptography::{Digested, Digestible, Signer, ed25519::PublicKey};
 use commonware_p2p::{Blocker, Channel, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{
@@ -75,10 +73,7 @@ const FETCH_RETRY_DELAY_MS: u64 = 100;
 const MIN_MESSAGE_BYTES: usize = 128 * 1024;
 
 /// What a commonware runtime must provide to run the engine (tokio and deterministic both do).
-pub trait Runtime:
-    Clock + CryptoRng + Spawner + Storage + Metrics + Send + Sync + 'static
-{
-}
+pub trait Runtime: Clock + CryptoRng + Spawner + Storage + Metrics + Send + Sync + 'static {}
 impl<T> Runtime for T where
     T: Clock + CryptoRng + Spawner + Storage + Metrics + Send + Sync + 'static
 {
@@ -144,8 +139,12 @@ where
         .expect("Ledger::genesis must describe() as a block within max_block_bytes");
     assert_eq!(genesis.info().height, 0, "genesis block must have height 0");
     let genesis_digest = genesis.digest();
-    let scheme = Scheme::signer(&settings.namespace, settings.participants.clone(), settings.signer.clone())
-        .expect("settings were validated: signer is a participant");
+    let scheme = Scheme::signer(
+        &settings.namespace,
+        settings.participants.clone(),
+        settings.signer.clone(),
+    )
+    .expect("settings were validated: signer is a participant");
     let page_cache = CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES);
     let epocher = FixedEpocher::new(EPOCH_LENGTH);
     let me = settings.signer.public_key();
@@ -170,15 +169,35 @@ where
     );
     let (finalizer, finalized) = Finalizer::new();
     let mut handles = vec![marshal.start(finalizer, buffer, resolver)];
-    handles.push(spawn_delivery(&context, ledger.clone(), marshal_mailbox, finalized));
+    handles.push(spawn_delivery(
+        &context,
+        ledger.clone(),
+        marshal_mailbox,
+        finalized,
+    ));
 
     let engine: Engine<E, L, B> = simplex::Engine::new(
         context.child("simplex"),
-        simplex_config(&settings, scheme, blocker, inline, page_cache, genesis_digest),
+        simplex_config(
+            &settings,
+            scheme,
+            blocker,
+            inline,
+            page_cache,
+            genesis_digest,
+        ),
     );
     handles.push(engine.start(channels.votes, channels.certificates, channels.resolver));
-    handles.push(context.child("gossip_out").spawn(move |_| send_gossip(gossip_outbox, channels.gossip.0)));
-    handles.push(context.child("gossip_in").spawn(move |_| receive_gossip(ledger, channels.gossip.1)));
+    handles.push(
+        context
+            .child("gossip_out")
+            .spawn(move |_| send_gossip(gossip_outbox, channels.gossip.0)),
+    );
+    handles.push(
+        context
+            .child("gossip_in")
+            .spawn(move |_| receive_gossip(ledger, channels.gossip.1)),
+    );
     info!(validator = %me, "consensus engine started");
 
     let (result, index, _) = select_all(handles).await;

@@ -129,7 +129,13 @@ impl SimNetwork {
         )
         .await;
         network.start();
-        let net = Self { context: context.child("validators"), oracle, config, seeds, keys };
+        let net = Self {
+            context: context.child("validators"),
+            oracle,
+            config,
+            seeds,
+            keys,
+        };
         net.heal().await;
         net
     }
@@ -171,11 +177,19 @@ impl SimNetwork {
     async fn register(
         &self,
         index: usize,
-    ) -> Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>> {
+    ) -> Channels<
+        simulated::Sender<PublicKey, deterministic::Context>,
+        simulated::Receiver<PublicKey>,
+    > {
         let control = self.oracle.control(self.keys[index].clone());
         let register = |channel, quota: Quota| {
             let control = control.clone();
-            async move { control.register(channel, quota).await.expect("simulated network is running") }
+            async move {
+                control
+                    .register(channel, quota)
+                    .await
+                    .expect("simulated network is running")
+            }
         };
         Channels {
             votes: register(engine::CHANNEL_VOTES, engine::QUOTA_CONSENSUS).await,

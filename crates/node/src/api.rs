@@ -1,0 +1,515 @@
+//! The HTTP/JSON API (axum). Routes are declared once with `#[utoipa::path]`; `/openapi.json`
+//! is generated from them. The API never writes state except by submitting transactions.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use chipledger_state::model::{get_org, get_seq, get_validator, org_names, validator_names};
+use chipledger_state::store::{key_hash, StateRead};
+use chipledger_types::block::Block;
+use chipledger_types::limits::MAX_TX_BYTES;
+use chipledger_types::merkle::{consistency_proof, inclusion_proof};
+use chipledger_types::tx::TxHash;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::executor::{Executor, SubmitError, TxStatus};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A typed API error: `{"error": code, "message": text}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code (e.g. `bad_signature`, `replay`, `not_found`).
+    pub error: String,
+    pub message: String,
+}
+
+pub struct ApiError(StatusCode, ErrorBody);
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError(status, ErrorBody { error: code.into(), message: message.into() })
+    }
+    fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let status = match &e {
+            SubmitError::Mempool(crate::mempool::MempoolError::Duplicate) | SubmitError::AlreadyFinal(_) => StatusCode::CONFLICT,
+            SubmitError::Mempool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::Rejected(_) => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    exec: Executor,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    /// Hex SHA-256 of the encoded transaction.
+    pub hash: String,
+    pub status: String,
+}
+
+/// Submit one transaction: the body is the canonical CBOR envelope (`application/cbor`).
+#[utoipa::path(post, path = "/v1/tx", request_body(content = Vec<u8>, content_type = "application/cbor"),
+    responses((status = 202, body = Submitted), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn submit_tx(State(c): State<Ctx>, body: Bytes) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    if body.len() > MAX_TX_BYTES {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("transaction exceeds {MAX_TX_BYTES} bytes")));
+    }
+    let exec = c.exec.clone();
+    let hash = tokio::task::spawn_blocking(move || exec.submit(body.to_vec(), true)).await.map_err(ApiError::internal)??;
+    Ok((StatusCode::ACCEPTED, Json(Submitted { hash: hash.to_string(), status: "pending".into() })))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    /// Hex-encoded transaction envelopes.
+    pub txs: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    pub hash: Option<String>,
+    /// `pending`, or an error code.
+    pub status: String,
+    pub message: Option<String>,
+}
+
+/// Most transactions in one batch submission.
+pub const MAX_BATCH_TXS: usize = 4096;
+
+/// Submit many transactions at once (hex-encoded); each gets its own result.
+#[utoipa::path(post, path = "/v1/txs", request_body = BatchRequest, responses((status = 200, body = Vec<BatchItem>), (status = 400, body = ErrorBody)))]
+async fn submit_batch(State(c): State<Ctx>, Json(req): Json<BatchRequest>) -> ApiResult<Json<Vec<BatchItem>>> {
+    if req.txs.len() > MAX_BATCH_TXS {
+        return Err(ApiError::bad(format!("at most {MAX_BATCH_TXS} transactions per batch")));
+    }
+    let exec = c.exec.clone();
+    let items = tokio::task::spawn_blocking(move || {
+        let mut accepted = Vec::new();
+        let items: Vec<BatchItem> = req.txs.iter().map(|h| match hex::decode(h) {
+            Err(_) => BatchItem { hash: None, status: "malformed".into(), message: Some("not hex".into()) },
+            Ok(bytes) if bytes.len() > MAX_TX_BYTES => BatchItem { hash: None, status: "too_large".into(), message: None },
+            Ok(bytes) => match exec.submit(bytes.clone(), false) {
+                Ok(hash) => {
+                    accepted.push(bytes);
+                    BatchItem { hash: Some(hash.to_string()), status: "pending".into(), message: None }
+                }
+                Err(e) => BatchItem { hash: None, status: e.code().into(), message: Some(e.to_string()) },
+            },
+        }).collect();
+        let refs: Vec<&[u8]> = accepted.iter().map(|b| b.as_slice()).collect();
+        crate::checkpoints::gossip_txs(&exec, &refs);
+        items
+    }).await.map_err(ApiError::internal)?;
+    Ok(Json(items))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub log_size: u64,
+    pub root: String,
+    /// Audit path, hex, leaf's sibling first (RFC 9162 §2.1.3).
+    pub hashes: Vec<String>,
+    /// The final signed checkpoint (C2SP note) this proof is against, if one covers the leaf.
+    pub checkpoint: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TxStatusBody {
+    pub hash: String,
+    /// `final`, `pending`, `rejected` or `unknown`.
+    pub status: String,
+    pub height: Option<u64>,
+    pub reason: Option<String>,
+    pub proof: Option<InclusionProof>,
+}
+
+fn parse_hash(s: &str) -> ApiResult<[u8; 32]> {
+    hex::decode(s).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| ApiError::bad("expected 64 hex characters"))
+}
+
+/// Status of a transaction; once final, with its inclusion proof.
+#[utoipa::path(get, path = "/v1/tx/{hash}", params(("hash" = String, Path, description = "hex tx hash")),
+    responses((status = 200, body = TxStatusBody), (status = 400, body = ErrorBody)))]
+async fn tx_status(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Json<TxStatusBody>> {
+    let h = TxHash(parse_hash(&hash)?);
+    let body = match c.exec.tx_status(&h) {
+        TxStatus::Final { height, index } => {
+            let proof = proof_for(&c.exec, index)?;
+            TxStatusBody { hash, status: "final".into(), height: Some(height), reason: None, proof: Some(proof) }
+        }
+        TxStatus::Pending => TxStatusBody { hash, status: "pending".into(), height: None, reason: None, proof: None },
+        TxStatus::Rejected(why) => TxStatusBody { hash, status: "rejected".into(), height: None, reason: Some(why), proof: None },
+        TxStatus::Unknown => TxStatusBody { hash, status: "unknown".into(), height: None, reason: None, proof: None },
+    };
+    Ok(Json(body))
+}
+
+/// Inclusion proof for a leaf against the newest final checkpoint covering it, else the tip.
+fn proof_for(exec: &Executor, index: u64) -> ApiResult<InclusionProof> {
+    let inner = exec.lock();
+    let fin = inner.votes.latest_final.clone();
+    let (size, root, checkpoint) = match fin.and_then(|(_, note)| parse_final(&note).map(|(s, r)| (s, r, note))) {
+        Some((s, r, note)) if index < s => (s, r, Some(note)),
+        _ => (inner.tip.frontier.size(), inner.tip.frontier.root(), None),
+    };
+    let log = inner.db.log().map_err(ApiError::internal)?;
+    let hashes = inclusion_proof(&log, index, size).map_err(ApiError::internal)?;
+    Ok(InclusionProof { leaf_index: index, log_size: size, root: hex::encode(root), hashes: hashes.iter().map(hex::encode).collect(), checkpoint })
+}
+
+fn parse_final(note: &str) -> Option<(u64, [u8; 32])> {
+    let n = chipledger_types::note::Note::parse(note.as_bytes(), &Default::default()).ok()?;
+    let cp = chipledger_types::checkpoint::Checkpoint::parse(&n.text).ok()?;
+    Some((cp.size, cp.root))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointBody {
+    /// Block height whose checkpoint this is.
+    pub height: u64,
+    pub log_size: u64,
+    pub root: String,
+    pub signatures: usize,
+    pub quorum: usize,
+    /// The C2SP signed note (checkpoint body + cosignature lines).
+    pub note: String,
+}
+
+/// The newest final checkpoint (signed by a quorum of validators).
+#[utoipa::path(get, path = "/v1/checkpoint", responses((status = 200, body = CheckpointBody), (status = 404, body = ErrorBody)))]
+async fn checkpoint(State(c): State<Ctx>) -> ApiResult<Json<CheckpointBody>> {
+    let fin = c.exec.lock().votes.latest_final.clone();
+    let (height, note) = fin.ok_or_else(|| ApiError::not_found("no final checkpoint yet"))?;
+    let parsed = chipledger_types::note::Note::parse(note.as_bytes(), &Default::default()).map_err(ApiError::internal)?;
+    let (log_size, root) = parse_final(&note).ok_or_else(|| ApiError::internal("stored checkpoint unreadable"))?;
+    Ok(Json(CheckpointBody {
+        height, log_size, root: hex::encode(root), signatures: parsed.signatures.len(),
+        quorum: c.exec.genesis_config().quorum(), note,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConsistencyQuery {
+    pub from: u64,
+    pub to: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyBody {
+    pub from: u64,
+    pub to: u64,
+    pub hashes: Vec<String>,
+}
+
+/// Consistency proof between two log sizes (RFC 9162 §2.1.4).
+#[utoipa::path(get, path = "/v1/proof/consistency", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyBody), (status = 400, body = ErrorBody)))]
+async fn consistency(State(c): State<Ctx>, Query(q): Query<ConsistencyQuery>) -> ApiResult<Json<ConsistencyBody>> {
+    let inner = c.exec.lock();
+    if q.to > inner.tip.frontier.size() {
+        return Err(ApiError::bad(format!("log has only {} leaves", inner.tip.frontier.size())));
+    }
+    let log = inner.db.log().map_err(ApiError::internal)?;
+    let hashes = consistency_proof(&log, q.from, q.to).map_err(|e| ApiError::bad(e.to_string()))?;
+    Ok(Json(ConsistencyBody { from: q.from, to: q.to, hashes: hashes.iter().map(hex::encode).collect() }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InclusionQuery {
+    pub index: u64,
+    pub size: u64,
+}
+
+/// Inclusion proof of leaf `index` in the log of `size` leaves.
+#[utoipa::path(get, path = "/v1/proof/inclusion", params(InclusionQuery),
+    responses((status = 200, body = InclusionProof), (status = 400, body = ErrorBody)))]
+async fn inclusion(State(c): State<Ctx>, Query(q): Query<InclusionQuery>) -> ApiResult<Json<InclusionProof>> {
+    let inner = c.exec.lock();
+    if q.size > inner.tip.frontier.size() {
+        return Err(ApiError::bad(format!("log has only {} leaves", inner.tip.frontier.size())));
+    }
+    let log = inner.db.log().map_err(ApiError::internal)?;
+    let hashes = inclusion_proof(&log, q.index, q.size).map_err(|e| ApiError::bad(e.to_string()))?;
+    let root = chipledger_types::merkle::root_from_store(&log, q.size).map_err(ApiError::internal)?;
+    Ok(Json(InclusionProof { leaf_index: q.index, log_size: q.size, root: hex::encode(root), hashes: hashes.iter().map(hex::encode).collect(), checkpoint: None }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HeaderBody {
+    pub height: u64,
+    pub digest: String,
+    pub parent: String,
+    pub timestamp_ms: u64,
+    pub proposer: u32,
+    pub tx_count: u32,
+    pub log_size: u64,
+    pub log_root: String,
+    pub state_root: String,
+}
+
+impl HeaderBody {
+    fn of(h: &chipledger_types::block::BlockHeader) -> Self {
+        HeaderBody {
+            height: h.height, digest: hex::encode(h.digest()), parent: hex::encode(h.parent), timestamp_ms: h.timestamp_ms,
+            proposer: h.proposer, tx_count: h.tx_count, log_size: h.log_size, log_root: hex::encode(h.log_root), state_root: hex::encode(h.state_root),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BlockBody {
+    pub header: HeaderBody,
+    /// Transaction hashes in log order.
+    pub tx_hashes: Vec<String>,
+    /// The encoded block, hex.
+    pub raw: String,
+}
+
+/// A finalized block by height.
+#[utoipa::path(get, path = "/v1/blocks/{height}", params(("height" = u64, Path)),
+    responses((status = 200, body = BlockBody), (status = 404, body = ErrorBody)))]
+async fn block(State(c): State<Ctx>, Path(height): Path<u64>) -> ApiResult<Json<BlockBody>> {
+    let raw = c.exec.lock().db.block(height).map_err(ApiError::internal)?;
+    let raw = raw.ok_or_else(|| ApiError::not_found(format!("no finalized block at height {height}")))?;
+    let b = Block::from_bytes(&raw).map_err(ApiError::internal)?;
+    Ok(Json(BlockBody {
+        header: HeaderBody::of(&b.header),
+        tx_hashes: b.txs.iter().map(|t| TxHash::of(t).to_string()).collect(),
+        raw: hex::encode(&raw),
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrgBody {
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Keys with their validity: `key` is `ed25519:<hex>` or `p256:<hex>`.
+    pub keys: Vec<KeyBody>,
+    pub last_seq: u64,
+    pub added_height: u64,
+    pub removed_height: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyBody {
+    pub key: String,
+    pub key_id: String,
+    pub from_height: u64,
+    pub until_height: Option<u64>,
+}
+
+/// Active organisations with their roles, keys and last used sequence number.
+#[utoipa::path(get, path = "/v1/orgs", responses((status = 200, body = Vec<OrgBody>)))]
+async fn orgs(State(c): State<Ctx>) -> ApiResult<Json<Vec<OrgBody>>> {
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let mut out = Vec::new();
+    for name in org_names(&s).map_err(ApiError::internal)? {
+        if let Some(o) = get_org(&s, &name).map_err(ApiError::internal)? {
+            out.push(org_body(&s, o)?);
+        }
+    }
+    Ok(Json(out))
+}
+
+fn org_body(s: &dyn StateRead, o: chipledger_state::model::OrgRecord) -> ApiResult<OrgBody> {
+    Ok(OrgBody {
+        last_seq: get_seq(s, &o.name).map_err(ApiError::internal)?,
+        roles: o.roles.iter().map(|r| r.name().to_string()).collect(),
+        keys: o.keys.iter().map(|k| KeyBody { key: k.key.to_string(), key_id: hex::encode(k.key.id().0), from_height: k.from_height, until_height: k.until_height }).collect(),
+        name: o.name,
+        added_height: o.added_height,
+        removed_height: o.removed_height,
+    })
+}
+
+/// One organisation (also removed ones).
+#[utoipa::path(get, path = "/v1/orgs/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = OrgBody), (status = 404, body = ErrorBody)))]
+async fn org(State(c): State<Ctx>, Path(name): Path<String>) -> ApiResult<Json<OrgBody>> {
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let o = get_org(&s, &name).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no organisation '{name}'")))?;
+    Ok(Json(org_body(&s, o)?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValidatorBody {
+    pub name: String,
+    pub org: String,
+    pub index: u32,
+    pub consensus_key: String,
+    /// Current checkpoint-cosigning key as a C2SP verifier key string (`name+keyid+base64`).
+    pub note_verifier_key: Option<String>,
+    pub p2p_address: String,
+    pub api_url: String,
+}
+
+/// The validator set with each validator's current cosigning key.
+#[utoipa::path(get, path = "/v1/validators", responses((status = 200, body = Vec<ValidatorBody>)))]
+async fn validators(State(c): State<Ctx>) -> ApiResult<Json<Vec<ValidatorBody>>> {
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let height = inner.tip.height;
+    let mut out = Vec::new();
+    for name in validator_names(&s).map_err(ApiError::internal)? {
+        let Some(v) = get_validator(&s, &name).map_err(ApiError::internal)? else { continue };
+        let spec = c.exec.genesis_config().validators.get(v.index as usize);
+        out.push(ValidatorBody {
+            note_verifier_key: v.note_key_at(height).and_then(|k| crate::checkpoints::verifier_for(&v.name, k)).map(|k| k.to_string()),
+            org: v.org, index: v.index, consensus_key: hex::encode(v.consensus_key),
+            p2p_address: spec.map(|s| s.p2p_address.clone()).unwrap_or_default(),
+            api_url: spec.map(|s| s.api_url.clone()).unwrap_or_default(),
+            name: v.name,
+        });
+    }
+    out.sort_by_key(|v| v.index);
+    Ok(Json(out))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatusBody {
+    pub chain_id: String,
+    /// Name of the validator answering.
+    pub name: String,
+    pub height: u64,
+    pub block_digest: String,
+    pub log_size: u64,
+    pub log_root: String,
+    pub state_root: String,
+    pub final_checkpoint_height: Option<u64>,
+    pub mempool_txs: usize,
+    pub finality_p50_ms: Option<u64>,
+    pub finality_p99_ms: Option<u64>,
+}
+
+/// This validator's view: height, log, state root, newest final checkpoint.
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = StatusBody)))]
+async fn status(State(c): State<Ctx>) -> Json<StatusBody> {
+    let inner = c.exec.lock();
+    let t = &inner.tip;
+    let m = c.exec.metrics();
+    Json(StatusBody {
+        chain_id: c.exec.genesis_config().chain_id.clone(),
+        name: c.exec.identity().name.clone(),
+        height: t.height,
+        block_digest: hex::encode(t.digest),
+        log_size: t.frontier.size(),
+        log_root: hex::encode(t.frontier.root()),
+        state_root: hex::encode(t.header.state_root),
+        final_checkpoint_height: inner.votes.latest_final.as_ref().map(|(h, _)| *h),
+        mempool_txs: inner.mempool.len(),
+        finality_p50_ms: m.finality_percentile_ms(50),
+        finality_p99_ms: m.finality_percentile_ms(99),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StateQuery {
+    /// The state key, as text (e.g. `org/city`).
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StateProofBody {
+    pub key: String,
+    pub height: u64,
+    pub state_root: String,
+    /// Hex of the stored value; absent if the key has no value.
+    pub value: Option<String>,
+    /// Sparse-Merkle siblings, root first.
+    pub siblings: Vec<String>,
+    /// The leaf met at the end of the path: [key hash, value hash], hex.
+    pub leaf: Option<[String; 2]>,
+}
+
+/// A state value (or its absence) with a proof against the state root of the finalized tip.
+#[utoipa::path(get, path = "/v1/state", params(StateQuery), responses((status = 200, body = StateProofBody)))]
+async fn state_proof(State(c): State<Ctx>, Query(q): Query<StateQuery>) -> ApiResult<Json<StateProofBody>> {
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let value = s.get(q.key.as_bytes());
+    let proof = inner.tip.smt.prove(&key_hash(q.key.as_bytes()));
+    Ok(Json(StateProofBody {
+        height: inner.tip.height,
+        state_root: hex::encode(inner.tip.header.state_root),
+        value: value.map(hex::encode),
+        siblings: proof.siblings.iter().map(hex::encode).collect(),
+        leaf: proof.leaf.map(|(k, v)| [hex::encode(k), hex::encode(v)]),
+        key: q.key,
+    }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], c.exec.metrics().render())
+}
+
+#[derive(OpenApi)]
+#[openapi(info(title = "chipledger validator API", description = "Submit transactions, read blocks, proofs, checkpoints and state."))]
+struct ApiDoc;
+
+/// The router and its OpenAPI document.
+pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(submit_tx))
+        .routes(routes!(submit_batch))
+        .routes(routes!(tx_status))
+        .routes(routes!(checkpoint))
+        .routes(routes!(consistency))
+        .routes(routes!(inclusion))
+        .routes(routes!(block))
+        .routes(routes!(orgs))
+        .routes(routes!(org))
+        .routes(routes!(validators))
+        .routes(routes!(status))
+        .routes(routes!(state_proof))
+        .routes(routes!(metrics))
+        .with_state(Ctx { exec })
+        .split_for_parts();
+    let doc = Arc::new(api.clone());
+    let router = router
+        .route("/openapi.json", axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { Json((*doc).clone()) }
+        }))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BATCH_TXS * (MAX_TX_BYTES * 2 + 8)));
+    (router, api)
+}
+
+/// Serve the API on `listener` until the future completes.
+pub async fn serve(listener: tokio::net::TcpListener, exec: Executor) -> std::io::Result<()> {
+    let (router, _) = router(exec);
+    axum::serve(listener, router).await
+}
