@@ -1,1 +1,174 @@
-fn main() {}
+//! `chipledger`: the command-line entry point. A thin layer over the library crates.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod demo;
+mod merkle_cmd;
+mod note_cmd;
+mod status;
+mod verify;
+
+use chipledger_cli::{client, net, txcmd};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chipledger_node::config::{self, KeyFile};
+use chipledger_types::keys::SigningKey;
+use chipledger_types::tx::Role;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "chipledger", version, about = "A permissioned multi-organisation ledger for chip identity, firmware and device data.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a local 4-validator network (separate processes on loopback) and keep it running.
+    Demo(demo::DemoArgs),
+    /// Create a network's keys and genesis, or run one validator.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Generate signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Submit transactions and read their status.
+    Tx(txcmd::TxArgs),
+    /// Every validator's height, log and state root.
+    Status(status::StatusArgs),
+    /// RFC 9162 Merkle tree tools (offline).
+    Merkle(merkle_cmd::MerkleArgs),
+    /// C2SP signed-note tools (offline).
+    Note(note_cmd::NoteArgs),
+    /// Verify checkpoints and proofs served by a node (or from files) yourself.
+    Verify(verify::VerifyArgs),
+    /// Benchmarks; each prints a table, or one JSON object with --json.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Generate keys and genesis for one validator per organisation.
+    Init {
+        /// Output directory (must not hold a network already).
+        #[arg(long, default_value = "chipledger-network")]
+        out: PathBuf,
+        #[arg(long, default_value = "chipledger-local")]
+        chain_id: String,
+        /// Organisations as name:role, comma separated (default: maker:manufacturer,city:owner,vendor:publisher,audit:auditor).
+        #[arg(long, value_delimiter = ',')]
+        orgs: Vec<String>,
+        /// Host of each validator, comma separated (one for all, or one per organisation).
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+        hosts: Vec<String>,
+        /// API ports are base, base+1, …; p2p ports base+100, base+101, …
+        #[arg(long, default_value_t = 7070)]
+        base_port: u16,
+        /// Organisations needed to execute a governance proposal (default: 2n/3 + 1).
+        #[arg(long)]
+        threshold: Option<u32>,
+    },
+    /// Run the validator configured in a node directory until Ctrl-C or SIGTERM.
+    Run {
+        #[arg(long, value_name = "DIR")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate a key and write it as a key file (mode 0600).
+    Gen {
+        #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "p256"])]
+        kind: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHIPLEDGER_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Merkle(a) => merkle_cmd::run(a),
+        Command::Note(a) => note_cmd::run(a),
+        Command::Verify(a) => verify::run(a),
+        other => match dispatch(other) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        },
+    };
+    ExitCode::from(code as u8)
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Demo(a) => demo::run(a),
+        Command::Node { command: NodeCommand::Run { config } } => chipledger_node::run::run(&config),
+        Command::Node { command: NodeCommand::Init { out, chain_id, orgs, hosts, base_port, threshold } } => {
+            node_init(out, chain_id, orgs, hosts, base_port, threshold)
+        }
+        Command::Keys { command: KeysCommand::Gen { kind, out, json } } => keys_gen(&kind, &out, json),
+        Command::Tx(a) => txcmd::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Merkle(_) | Command::Note(_) | Command::Verify(_) => unreachable!("handled in main"),
+    }
+}
+
+fn node_init(out: PathBuf, chain_id: String, orgs: Vec<String>, hosts: Vec<String>, base_port: u16, threshold: Option<u32>) -> Result<()> {
+    let orgs = if orgs.is_empty() {
+        config::default_orgs()
+    } else {
+        orgs.iter()
+            .map(|o| {
+                let (name, role) = o.split_once(':').ok_or_else(|| anyhow::anyhow!("--orgs entries are name:role, got '{o}'"))?;
+                let role = Role::from_name(role).ok_or_else(|| anyhow::anyhow!("unknown role '{role}'"))?;
+                Ok((name.to_string(), role))
+            })
+            .collect::<Result<_>>()?
+    };
+    let opts = config::InitOptions { out: out.clone(), chain_id, orgs, hosts, base_port, governance_threshold: threshold, timestamp_ms: chipledger_node::metrics::now_ms() };
+    let g = config::init(&opts)?;
+    println!("wrote a {}-validator network to {}", g.validators.len(), out.display());
+    for v in &g.validators {
+        println!("  {}: chipledger node run --config {}  (API {})", v.name, out.join(&v.name).display(), v.api_url);
+    }
+    Ok(())
+}
+
+fn keys_gen(kind: &str, out: &std::path::Path, json: bool) -> Result<()> {
+    if out.exists() {
+        anyhow::bail!("{} exists; refusing to overwrite a key", out.display());
+    }
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let key = match kind {
+        "p256" => SigningKey::p256_from_bytes(&secret).map_err(|e| anyhow::anyhow!("{e}"))?,
+        _ => SigningKey::ed25519_from_seed(&secret),
+    };
+    KeyFile::write(out, &key)?;
+    let public = key.public_key();
+    if json {
+        println!("{}", serde_json::json!({ "file": out, "public": public.to_string(), "key_id": hex::encode(public.id().0) }));
+    } else {
+        println!("wrote {} key to {}\npublic: {public}", kind, out.display());
+    }
+    Ok(())
+}

@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod checkpoints;
+pub mod config;
 pub mod consensus;
 pub mod db;
 pub mod executor;
 pub mod mempool;
 pub mod metrics;
+pub mod run;

@@ -2,12 +2,10 @@
 //! `tests/fixtures/transparency-dev/README.md`) and an exhaustive comparison
 //! with a naive recursive reference implementation of RFC 9162 §2.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chipledger_types::merkle::{
     Frontier, Hash, MemoryStore, MerkleError, NodeStore, consistency_proof, empty_root,
     hash_children, hash_leaf, inclusion_proof, is_subtree, root_from_store,
@@ -20,184 +18,104 @@ fn fixtures() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------
-// A minimal reader for the flat JSON probe objects (numbers, strings, bools,
-// null and arrays of strings); keeps the crate free of a JSON dependency.
+// Probe files `inclusion.txt` and `consistency.txt`: one probe per line,
+// seven space-separated fields (format described in the fixtures README).
 
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(u64),
-    Str(String),
-    Arr(Vec<Json>),
-}
+/// Number of probes transcribed into each of the two probe files.
+const PROBES_PER_FILE: usize = 98;
 
-struct JsonReader<'a> {
-    s: &'a [u8],
-    pos: usize,
-}
-
-impl JsonReader<'_> {
-    fn skip_ws(&mut self) {
-        while self.pos < self.s.len() && self.s[self.pos].is_ascii_whitespace() {
-            self.pos += 1;
-        }
-    }
-
-    fn expect(&mut self, b: u8) {
-        self.skip_ws();
-        assert_eq!(
-            self.s[self.pos], b,
-            "JSON: expected {:?} at {}",
-            b as char, self.pos
-        );
-        self.pos += 1;
-    }
-
-    fn string(&mut self) -> String {
-        self.expect(b'"');
-        let start = self.pos;
-        while self.s[self.pos] != b'"' {
-            assert_ne!(
-                self.s[self.pos], b'\\',
-                "JSON escapes are not expected in the probes"
-            );
-            self.pos += 1;
-        }
-        self.pos += 1;
-        String::from_utf8(self.s[start..self.pos - 1].to_vec()).unwrap()
-    }
-
-    fn value(&mut self) -> Json {
-        self.skip_ws();
-        let rest = &self.s[self.pos..];
-        for (word, v) in [
-            ("null", Json::Null),
-            ("true", Json::Bool(true)),
-            ("false", Json::Bool(false)),
-        ] {
-            if rest.starts_with(word.as_bytes()) {
-                self.pos += word.len();
-                return v;
-            }
-        }
-        match rest[0] {
-            b'"' => Json::Str(self.string()),
-            b'[' => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                loop {
-                    self.skip_ws();
-                    if self.s[self.pos] == b']' {
-                        self.pos += 1;
-                        return Json::Arr(items);
-                    }
-                    if !items.is_empty() {
-                        self.expect(b',');
-                    }
-                    items.push(self.value());
-                }
-            }
-            _ => {
-                let start = self.pos;
-                while self.s[self.pos].is_ascii_digit() {
-                    self.pos += 1;
-                }
-                let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap();
-                Json::Num(text.parse().unwrap())
-            }
-        }
-    }
-
-    fn object(text: &str) -> BTreeMap<String, Json> {
-        let mut r = JsonReader {
-            s: text.as_bytes(),
-            pos: 0,
-        };
-        let mut out = BTreeMap::new();
-        r.expect(b'{');
-        loop {
-            r.skip_ws();
-            if r.s[r.pos] == b'}' {
-                return out;
-            }
-            if !out.is_empty() {
-                r.expect(b',');
-            }
-            let key = r.string();
-            r.expect(b':');
-            out.insert(key, r.value());
-        }
-    }
-}
-
-/// One probe file: decoded fields plus `path` and `desc` for messages.
+/// One transcribed probe.
 struct Probe {
-    path: String,
-    fields: BTreeMap<String, Json>,
+    /// `<file>:<line> <name>`, for failure messages.
+    at: String,
+    /// Upstream file path below `testdata/<kind>/`, without `.json`.
+    name: String,
+    /// Leaf index (inclusion) or `size1` (consistency).
+    n1: u64,
+    /// Tree size (inclusion) or `size2` (consistency).
+    n2: u64,
+    /// Leaf hash (inclusion) or `root1` (consistency); any length.
+    h1: Vec<u8>,
+    /// Root (inclusion) or `root2` (consistency); any length.
+    h2: Vec<u8>,
+    /// Proof entries; any length each.
+    proof: Vec<Vec<u8>>,
+    /// Upstream's expectation: verification must fail.
+    want_err: bool,
+}
+
+/// A byte-string field: lowercase hex, or `-` for the empty string.
+fn byte_field(s: &str) -> Vec<u8> {
+    if s == "-" {
+        Vec::new()
+    } else {
+        hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s:?}: {e}"))
+    }
+}
+
+/// Converts to a typed hash; `None` unless exactly 32 bytes (our API rejects
+/// anything else at the decoding boundary).
+fn typed(bytes: &[u8]) -> Option<Hash> {
+    bytes.try_into().ok()
 }
 
 impl Probe {
-    fn num(&self, key: &str) -> u64 {
-        match &self.fields[key] {
-            Json::Num(n) => *n,
-            other => panic!("{}: {key} is {other:?}", self.path),
-        }
+    fn h1(&self) -> Option<Hash> {
+        typed(&self.h1)
     }
 
-    fn want_err(&self) -> bool {
-        self.fields["wantErr"] == Json::Bool(true)
-    }
-
-    fn bytes(&self, key: &str) -> Vec<u8> {
-        match &self.fields[key] {
-            Json::Str(s) => STANDARD.decode(s).unwrap(),
-            Json::Null => Vec::new(),
-            other => panic!("{}: {key} is {other:?}", self.path),
-        }
-    }
-
-    /// A field as a typed hash; `None` if it is not 32 bytes (our API's boundary rejects it).
-    fn hash(&self, key: &str) -> Option<Hash> {
-        self.bytes(key).try_into().ok()
+    fn h2(&self) -> Option<Hash> {
+        typed(&self.h2)
     }
 
     fn proof(&self) -> Option<Vec<Hash>> {
-        match &self.fields["proof"] {
-            Json::Null => Some(Vec::new()),
-            Json::Arr(items) => items
-                .iter()
-                .map(|i| match i {
-                    Json::Str(s) => STANDARD.decode(s).unwrap().try_into().ok(),
-                    other => panic!("{}: proof item {other:?}", self.path),
-                })
-                .collect(),
-            other => panic!("{}: proof is {other:?}", self.path),
-        }
+        self.proof.iter().map(|p| typed(p)).collect()
     }
 }
 
-fn load_probes(dir: &str) -> Vec<Probe> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                out.push(path);
+fn load_probes(file: &str) -> Vec<Probe> {
+    let text = fs::read_to_string(fixtures().join(file)).unwrap();
+    let mut names = BTreeSet::new();
+    let probes: Vec<Probe> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, line)| {
+            let at = format!("{file}:{}", i + 1);
+            let f: Vec<&str> = line.split(' ').collect();
+            assert_eq!(f.len(), 7, "{at}: expected 7 fields, got {}", f.len());
+            let num = |s: &str| -> u64 {
+                s.parse()
+                    .unwrap_or_else(|e| panic!("{at}: bad number {s:?}: {e}"))
+            };
+            let proof = match f[5] {
+                "none" => Vec::new(),
+                list => list.split(',').map(byte_field).collect(),
+            };
+            let want_err = match f[6] {
+                "ok" => false,
+                "err" => true,
+                other => panic!("{at}: expected `ok` or `err`, got {other:?}"),
+            };
+            assert!(names.insert(f[0].to_owned()), "{at}: duplicate name");
+            Probe {
+                at: format!("{at} {}", f[0]),
+                name: f[0].to_owned(),
+                n1: num(f[1]),
+                n2: num(f[2]),
+                h1: byte_field(f[3]),
+                h2: byte_field(f[4]),
+                proof,
+                want_err,
             }
-        }
-    }
-    let mut paths = Vec::new();
-    walk(&fixtures().join(dir), &mut paths);
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| Probe {
-            fields: JsonReader::object(&fs::read_to_string(&p).unwrap()),
-            path: p.strip_prefix(fixtures()).unwrap().display().to_string(),
         })
-        .collect()
+        .collect();
+    assert_eq!(
+        probes.len(),
+        PROBES_PER_FILE,
+        "{file}: unexpected number of probes"
+    );
+    probes
 }
 
 // ---------------------------------------------------------------------------
@@ -283,46 +201,43 @@ fn known_roots_and_nodes() {
 fn inclusion_probes() {
     let c = constants();
     let store = MemoryStore::from_leaves(&c.leaves);
-    let probes = load_probes("testdata/inclusion");
-    assert!(
-        probes.len() > 90,
-        "found only {} inclusion probes",
-        probes.len()
-    );
+    let probes = load_probes("inclusion.txt");
     let (mut generated, mut failures) = (0, Vec::new());
     for p in &probes {
-        let (index, size) = (p.num("leafIdx"), p.num("treeSize"));
-        let typed = (p.hash("leafHash"), p.proof(), p.hash("root"));
+        let (index, size) = (p.n1, p.n2);
+        let typed = (p.h1(), p.proof(), p.h2());
         let result = match &typed {
             (Some(leaf), Some(proof), Some(root)) => {
                 verify_inclusion(leaf, index, size, proof, root)
             }
             _ => Err(MerkleError::RootMismatch), // rejected at the typed boundary
         };
-        if result.is_ok() == p.want_err() {
+        if result.is_ok() == p.want_err {
             failures.push(format!(
                 "{}: want error {}, got {result:?}",
-                p.path,
-                p.want_err()
+                p.at, p.want_err
             ));
         }
         // Generation: a valid probe over the constants tree must be exactly what we produce.
-        if let (false, (Some(leaf), Some(proof), Some(root))) = (p.want_err(), typed) {
-            if size <= 8
-                && index < 8
-                && store.node(0, index) == Some(leaf)
-                && c.roots[size as usize] == root
-            {
-                assert_eq!(
-                    inclusion_proof(&store, index, size).unwrap(),
-                    proof,
-                    "{}",
-                    p.path
-                );
-                generated += 1;
-            }
+        if let (false, (Some(leaf), Some(proof), Some(root))) = (p.want_err, typed)
+            && size <= 8
+            && index < 8
+            && store.node(0, index) == Some(leaf)
+            && c.roots[size as usize] == root
+        {
+            assert_eq!(
+                inclusion_proof(&store, index, size).unwrap(),
+                proof,
+                "{}",
+                p.at
+            );
+            generated += 1;
         }
     }
+    println!(
+        "inclusion probes: {} checked, {generated} also regenerated",
+        probes.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} probes failed:\n{}",
@@ -342,43 +257,43 @@ fn inclusion_probes() {
 /// Probes whose expectation depends on comparing byte strings that are not 32
 /// bytes long (upstream's `[]byte` API accepts them when sizes are equal); our
 /// `[u8; 32]` API rejects them at the decoding boundary.
-const UNTYPED_HASH_PROBES: &[&str] =
-    &["testdata/consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"];
+const UNTYPED_HASH_PROBES: &[&str] = &["additional/sizes-are-equal-one-and-proof-is-empty"];
 
 #[test]
 fn consistency_probes() {
     let c = constants();
     let store = MemoryStore::from_leaves(&c.leaves);
-    let probes = load_probes("testdata/consistency");
-    assert!(
-        probes.len() > 80,
-        "found only {} consistency probes",
-        probes.len()
-    );
+    let probes = load_probes("consistency.txt");
     let (mut generated, mut failures) = (0, Vec::new());
     for p in &probes {
-        let (size1, size2) = (p.num("size1"), p.num("size2"));
-        let typed = (p.hash("root1"), p.proof(), p.hash("root2"));
+        let (size1, size2) = (p.n1, p.n2);
+        let typed = (p.h1(), p.proof(), p.h2());
         let result = match &typed {
             (Some(r1), Some(proof), Some(r2)) => verify_consistency(size1, size2, proof, r1, r2),
             _ => Err(MerkleError::RootMismatch),
         };
-        let want_err = p.want_err() || UNTYPED_HASH_PROBES.contains(&p.path.as_str());
+        let want_err = p.want_err || UNTYPED_HASH_PROBES.contains(&p.name.as_str());
         if result.is_ok() == want_err {
-            failures.push(format!("{}: want error {want_err}, got {result:?}", p.path));
+            failures.push(format!("{}: want error {want_err}, got {result:?}", p.at));
         }
-        if let (false, (Some(r1), Some(proof), Some(r2))) = (want_err, typed) {
-            if size2 <= 8 && c.roots[size1 as usize] == r1 && c.roots[size2 as usize] == r2 {
-                assert_eq!(
-                    consistency_proof(&store, size1, size2).unwrap(),
-                    proof,
-                    "{}",
-                    p.path
-                );
-                generated += 1;
-            }
+        if let (false, (Some(r1), Some(proof), Some(r2))) = (want_err, typed)
+            && size2 <= 8
+            && c.roots[size1 as usize] == r1
+            && c.roots[size2 as usize] == r2
+        {
+            assert_eq!(
+                consistency_proof(&store, size1, size2).unwrap(),
+                proof,
+                "{}",
+                p.at
+            );
+            generated += 1;
         }
     }
+    println!(
+        "consistency probes: {} checked, {generated} also regenerated",
+        probes.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} probes failed:\n{}",
@@ -396,14 +311,16 @@ fn consistency_probes() {
 fn untyped_hash_probe_is_the_equal_sizes_case() {
     // The one probe we list as deviating: equal sizes, empty proof, equal 12-byte "roots".
     // With real 32-byte hashes the same shape must succeed.
-    let probes = load_probes("testdata/consistency");
+    let probes = load_probes("consistency.txt");
     let p = probes
         .iter()
-        .find(|p| p.path == UNTYPED_HASH_PROBES[0])
+        .find(|p| p.name == UNTYPED_HASH_PROBES[0])
         .unwrap();
-    assert!(!p.want_err());
-    assert_eq!(p.bytes("root1").len(), 12);
-    assert_eq!((p.num("size1"), p.num("size2")), (1, 1));
+    assert!(!p.want_err);
+    assert_eq!((p.h1.len(), p.h2.len()), (12, 12));
+    assert_eq!(p.h1, p.h2);
+    assert!(p.proof.is_empty());
+    assert_eq!((p.n1, p.n2), (1, 1));
     let root = hash_leaf(b"x");
     assert_eq!(verify_consistency(1, 1, &[], &root, &root), Ok(()));
 }

@@ -84,8 +84,8 @@ fn go_open_cases() {
         })
     );
 
-    // Duplicated verified and unverified signatures count once; a bad line
-    // from an *unknown* key is ignored.
+    // Repeats of a signature line, whether from a trusted key or not, are counted
+    // a single time, and a corrupted line under a key we do not trust is no error.
     let enoch_abcd = format!("{}ABCD{}", &ENOCH_SIG[..60], &ENOCH_SIG[60..]);
     let dup = go_note(&format!(
         "{PETER_SIG}{PETER_SIG}{ENOCH_SIG}{ENOCH_SIG}{enoch_abcd}"
@@ -150,7 +150,8 @@ fn go_key_manglings_are_rejected() {
         let s = String::from_utf8_lossy(&m);
         assert!(VerifierKey::parse(&s).is_err(), "accepted {s:?}");
     }
-    // Wrong key length and unknown algorithm, each with a matching key hash.
+    // Key IDs below are recomputed to match, so only the over-long key material
+    // and the unsupported type byte 0x65 can cause the rejection.
     assert!(
         VerifierKey::parse(
             "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY=="
@@ -358,7 +359,7 @@ fn checkpoint_parse_rules() {
         format!("o\n+5\n{root}\n"),
         format!("o\n-5\n{root}\n"),
         format!("o\n18446744073709551616\n{root}\n"),
-        format!("o\n5\nYmFuYW5hcw==\n"),
+        "o\n5\nYmFuYW5hcw==\n".to_string(),
         format!("o\n5\n{}\n", &root[..root.len() - 1]),
         "o\n5\nTju7H3tHjc/nH7YxYxUZo7yhLJrvyhYSv85ME6hiZNR=\n".to_string(),
         format!("o\n5\n{root}\n\n"),

@@ -21,8 +21,11 @@ pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone)]
 pub struct BlockCodec {
     max_block_bytes: usize,
-    describe: Arc<dyn Fn(&[u8]) -> Option<BlockInfo> + Send + Sync>,
+    describe: Arc<Describe>,
 }
+
+/// [`Ledger::describe`], type-erased so the block type need not be generic over the ledger.
+type Describe = dyn Fn(&[u8]) -> Option<BlockInfo> + Send + Sync;
 
 impl BlockCodec {
     /// A codec that parses blocks with `ledger.describe`, rejecting blocks over `max_block_bytes`.

@@ -100,17 +100,40 @@ pub(crate) fn max_message_bytes(participants: usize, max_block_bytes: usize) -> 
     u32::try_from(blocks.max(MIN_MESSAGE_BYTES)).expect("message limit fits u32")
 }
 
+/// marshal's wrapper around [`LedgerApp`]: simplex's automaton, relay and reporter.
+type Wrapped<E, L> = Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>;
+type Digest = commonware_cryptography::sha256::Digest;
 type Engine<E, L, B> = simplex::Engine<
     E,
     Scheme,
     RoundRobin,
     B,
-    commonware_cryptography::sha256::Digest,
-    Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>,
-    Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>,
-    Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>,
+    Digest,
+    Wrapped<E, L>,
+    Wrapped<E, L>,
+    Wrapped<E, L>,
     Sequential,
 >;
+type SimplexConfig<E, L, B> = simplex::config::Config<
+    Scheme,
+    RoundRobin,
+    B,
+    Digest,
+    Wrapped<E, L>,
+    Wrapped<E, L>,
+    Wrapped<E, L>,
+    Sequential,
+>;
+
+/// The ledger's genesis as a block (a ledger whose genesis is malformed is a bug).
+fn genesis_block<L: Ledger>(codec: &BlockCodec, ledger: &L) -> Digested<LedgerBlock> {
+    let genesis = codec
+        .block(Bytes::from(ledger.genesis()))
+        .expect("Ledger::genesis must describe() as a block within max_block_bytes");
+    assert_eq!(genesis.info().height, 0, "genesis block must have height 0");
+    let digest = genesis.digest();
+    Digested::precomputed(genesis, digest)
+}
 
 /// Runs one validator until any of its actors stops (or the context is stopped/aborted).
 ///
@@ -134,10 +157,7 @@ where
     R: Receiver<PublicKey = PublicKey>,
 {
     let codec = BlockCodec::new(ledger.clone(), settings.max_block_bytes);
-    let genesis = codec
-        .block(Bytes::from(ledger.genesis()))
-        .expect("Ledger::genesis must describe() as a block within max_block_bytes");
-    assert_eq!(genesis.info().height, 0, "genesis block must have height 0");
+    let genesis = genesis_block(&codec, &ledger);
     let genesis_digest = genesis.digest();
     let scheme = Scheme::signer(
         &settings.namespace,
@@ -155,7 +175,7 @@ where
         scheme: &scheme,
         page_cache: &page_cache,
         epocher: &epocher,
-        genesis: Digested::precomputed(genesis, genesis_digest),
+        genesis,
         blocker: blocker.clone(),
         peers,
     };
@@ -168,13 +188,10 @@ where
         epocher,
     );
     let (finalizer, finalized) = Finalizer::new();
-    let mut handles = vec![marshal.start(finalizer, buffer, resolver)];
-    handles.push(spawn_delivery(
-        &context,
-        ledger.clone(),
-        marshal_mailbox,
-        finalized,
-    ));
+    let mut handles = vec![
+        marshal.start(finalizer, buffer, resolver),
+        spawn_delivery(&context, ledger.clone(), marshal_mailbox, finalized),
+    ];
 
     let engine: Engine<E, L, B> = simplex::Engine::new(
         context.child("simplex"),
@@ -188,24 +205,44 @@ where
         ),
     );
     handles.push(engine.start(channels.votes, channels.certificates, channels.resolver));
-    handles.push(
+    handles.extend(spawn_gossip(
+        &context,
+        ledger,
+        gossip_outbox,
+        channels.gossip,
+    ));
+    info!(validator = %me, "consensus engine started");
+    supervise(handles).await;
+    Ok(())
+}
+
+/// Starts the gossip sender (draining [`EngineHandle`](super::EngineHandle)'s queue) and receiver.
+fn spawn_gossip<E: Runtime, L: Ledger>(
+    context: &E,
+    ledger: L,
+    outbox: mpsc::Receiver<Bytes>,
+    (sender, receiver): (
+        impl Sender<PublicKey = PublicKey>,
+        impl Receiver<PublicKey = PublicKey>,
+    ),
+) -> [Handle<()>; 2] {
+    [
         context
             .child("gossip_out")
-            .spawn(move |_| send_gossip(gossip_outbox, channels.gossip.0)),
-    );
-    handles.push(
+            .spawn(move |_| send_gossip(outbox, sender)),
         context
             .child("gossip_in")
-            .spawn(move |_| receive_gossip(ledger, channels.gossip.1)),
-    );
-    info!(validator = %me, "consensus engine started");
+            .spawn(move |_| receive_gossip(ledger, receiver)),
+    ]
+}
 
+/// Waits until any actor stops; returning then aborts all the others (they are our children).
+async fn supervise(handles: Vec<Handle<()>>) {
     let (result, index, _) = select_all(handles).await;
     match result {
         Ok(()) => info!(actor = index, "consensus actor stopped"),
         Err(err) => error!(actor = index, %err, "consensus actor failed"),
     }
-    Ok(())
 }
 
 fn spawn_delivery<E: Runtime, L: Ledger>(
@@ -223,19 +260,10 @@ fn simplex_config<E, L, B>(
     settings: &EngineSettings,
     scheme: Scheme,
     blocker: B,
-    inline: Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>,
+    inline: Wrapped<E, L>,
     page_cache: CacheRef,
-    genesis_digest: commonware_cryptography::sha256::Digest,
-) -> simplex::config::Config<
-    Scheme,
-    RoundRobin,
-    B,
-    commonware_cryptography::sha256::Digest,
-    Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>,
-    Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>,
-    Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>,
-    Sequential,
->
+    genesis_digest: Digest,
+) -> SimplexConfig<E, L, B>
 where
     E: Runtime,
     L: Ledger,

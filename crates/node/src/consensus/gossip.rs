@@ -71,7 +71,8 @@ impl EngineHandle {
     }
 }
 
-/// Sends queued gossip to all peers until every [`EngineHandle`] is dropped.
+/// Sends queued gossip to all peers. Never returns: once every [`EngineHandle`] is dropped it
+/// idles (the engine's supervisor treats a returning actor as an engine stop).
 pub(crate) async fn send_gossip(
     mut outbox: mpsc::Receiver<Bytes>,
     mut sender: impl Sender<PublicKey = PublicKey>,
@@ -80,6 +81,7 @@ pub(crate) async fn send_gossip(
         let sent_to = sender.send(Recipients::All, message, false);
         debug!(peers = sent_to.len(), "gossip sent");
     }
+    std::future::pending::<()>().await;
 }
 
 /// Hands gossip from peers to [`Ledger::on_gossip`] until the network closes.

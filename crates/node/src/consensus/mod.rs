@@ -3,6 +3,19 @@
 //! The rest of the node sees blocks as opaque, already-encoded byte strings and talks to the
 //! engine through [`Ledger`] (what the engine asks of the application) and [`EngineHandle`]
 //! (what the application may ask of the engine). An engine upgrade touches this module only.
+//!
+//! Entry points:
+//! - [`start`] runs a production validator (commonware tokio runtime, authenticated `lookup`
+//!   p2p, on-disk storage) and the node's own future on the same tokio runtime; [`spawn`] runs
+//!   it on a dedicated thread instead. See `production.rs` for how the runtimes coexist.
+//! - [`sim`] runs the same wiring on the deterministic runtime and simulated network.
+//!
+//! Wiring (engine.rs): simplex (ed25519 votes, round-robin leaders, one epoch) orders block
+//! digests; marshal's `Inline` wrapper fetches parents and calls [`Ledger::propose`] /
+//! [`Ledger::verify`]; marshal orders finalized blocks, backfills missing ones from peers and
+//! hands them to [`Ledger::finalized`] gap-free, acknowledging each after the call returns.
+//! Restart safety comes from commonware's journals: simplex records its votes before sending
+//! them, marshal its archives and processed height (partitions under [`PARTITION_PREFIX`]).
 
 mod app;
 mod block;
@@ -42,12 +55,20 @@ pub trait Ledger: Clone + Send + Sync + 'static {
     fn verify(&self, parent: &[u8], block: &[u8], now_ms: u64) -> bool;
 
     /// A block was finalized. Called in strictly increasing height order without gaps, starting
-    /// at height 1; after a restart a block may be delivered again, so this must be idempotent.
-    /// `certificate` is the engine's encoded finalization certificate (opaque to the ledger).
+    /// at `last_finalized_height() + 1`; blocks at or below `last_finalized_height()` are not
+    /// delivered again, but the implementation should still be idempotent.
+    /// `certificate` is the engine's encoded finalization certificate (opaque to the ledger). It
+    /// is **empty** when the block was finalized only implicitly, by a certificate on a
+    /// descendant (typical for blocks obtained by backfill): finality of a block is proven by
+    /// any later block's certificate.
+    ///
+    /// Called from a consensus task: return promptly (the engine delivers at most 16 blocks
+    /// ahead of the acknowledgement this return gives).
     fn finalized(&self, block: &[u8], certificate: &[u8]);
 
     /// Height of the last block this ledger has durably applied (0 = only genesis). The engine
-    /// uses it to resume delivery after a restart.
+    /// uses it to resume delivery after a restart (and replays from its own archive if the
+    /// ledger is behind what consensus already delivered).
     fn last_finalized_height(&self) -> u64;
 
     /// A message from another validator on the ledger's own gossip channel (e.g. checkpoint

@@ -1,0 +1,79 @@
+//! A small blocking client for the validator HTTP API.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chipledger_node::api::{BatchItem, BatchRequest, CheckpointBody, OrgBody, StatusBody, Submitted, TxStatusBody, ValidatorBody};
+use serde::de::DeserializeOwned;
+
+/// Default API of the first demo validator.
+pub const DEFAULT_API: &str = "http://127.0.0.1:7070";
+
+pub struct Client {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Client> {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Client { base: base.trim_end_matches('/').to_string(), http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.get(&url).send().with_context(|| format!("cannot reach {url} (is the node running?)"))?;
+        decode(resp, &url)
+    }
+
+    pub fn status(&self) -> Result<StatusBody> {
+        self.get("/v1/status")
+    }
+    pub fn validators(&self) -> Result<Vec<ValidatorBody>> {
+        self.get("/v1/validators")
+    }
+    pub fn org(&self, name: &str) -> Result<OrgBody> {
+        self.get(&format!("/v1/orgs/{name}"))
+    }
+    pub fn checkpoint(&self) -> Result<CheckpointBody> {
+        self.get("/v1/checkpoint")
+    }
+    pub fn tx(&self, hash: &str) -> Result<TxStatusBody> {
+        self.get(&format!("/v1/tx/{hash}"))
+    }
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.get(path)
+    }
+
+    pub fn submit(&self, tx: &[u8]) -> Result<Submitted> {
+        let url = format!("{}/v1/tx", self.base);
+        let resp = self.http.post(&url).header("content-type", "application/cbor").body(tx.to_vec()).send()
+            .with_context(|| format!("cannot reach {url} (is the node running?)"))?;
+        decode(resp, &url)
+    }
+
+    pub fn submit_batch(&self, txs: &[Vec<u8>]) -> Result<Vec<BatchItem>> {
+        let url = format!("{}/v1/txs", self.base);
+        let req = BatchRequest { txs: txs.iter().map(hex::encode).collect() };
+        let resp = self.http.post(&url).json(&req).send().with_context(|| format!("cannot reach {url}"))?;
+        decode(resp, &url)
+    }
+}
+
+fn decode<T: DeserializeOwned>(resp: reqwest::blocking::Response, url: &str) -> Result<T> {
+    let status = resp.status();
+    let text = resp.text().with_context(|| format!("reading the answer of {url}"))?;
+    if !status.is_success() {
+        if let Ok(e) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let (Some(code), Some(msg)) = (e["error"].as_str(), e["message"].as_str()) {
+                bail!("{msg} ({code}, HTTP {})", status.as_u16());
+            }
+        }
+        bail!("{url} answered HTTP {}: {text}", status.as_u16());
+    }
+    serde_json::from_str(&text).with_context(|| format!("unexpected answer from {url}"))
+}

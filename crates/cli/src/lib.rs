@@ -1,0 +1,7 @@
+//! The `chipledger` command's library part: API client, local process networks, transaction
+//! building. Shared by the binary, the benchmarks and the integration tests.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod net;
+pub mod txcmd;
