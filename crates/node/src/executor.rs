@@ -254,7 +254,11 @@ impl Executor {
         let state = inner.db.state().map_err(|e| corrupt(&e))?;
         let ctx = self.ctx(inner.tip.height + 1, inner.tip.header.timestamp_ms + 1);
         let mut scratch = WriteSet::new();
-        apply_tx(&state, &mut scratch, &ctx, &CachedCheck(&self.shared.sig_cache), &bytes)?;
+        match apply_tx(&state, &mut scratch, &ctx, &CachedCheck(&self.shared.sig_cache), &bytes) {
+            // A later sequence number waits in the mempool for the ones before it.
+            Ok(_) | Err(TxError::SeqGap { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         let bytes = Arc::new(bytes);
         inner.mempool.insert(hash, bytes.clone(), &tx.body.org, tx.body.seq)?;
         self.shared.metrics.set_mempool(inner.mempool.len());
@@ -408,6 +412,9 @@ impl Executor {
             .collect();
         let exec = self.execute(&state, &parent, timestamp_ms, self.shared.me.index, candidates, Mode::Propose).ok()?;
         for (hash, err) in exec.failed {
+            if matches!(err, TxError::SeqGap { .. }) {
+                continue;
+            }
             inner.mempool.remove(&hash);
             Self::remember_rejection(&mut inner, hash, err.to_string());
         }
@@ -443,6 +450,24 @@ impl Executor {
         }
         inner.pending.insert(digest, exec.pending);
         Ok(())
+    }
+
+    /// Make sure `block` (a parent we are asked to build on or verify against) has been
+    /// executed: a validator that missed its proposal executes it now, provided its own parent
+    /// is known. Returns its digest.
+    fn ensure_executed(&self, block: &[u8]) -> Option<[u8; 32]> {
+        let header = decode_header(block)?;
+        let digest = header.digest();
+        let known = {
+            let inner = self.lock();
+            digest == inner.tip.digest || inner.pending.contains_key(&digest) || header.height <= inner.tip.height
+        };
+        if !known {
+            if let Err(why) = self.check(header.parent, block, u64::MAX - MAX_CLOCK_SKEW_MS) {
+                warn!(%why, height = header.height, "cannot execute a parent block we missed");
+            }
+        }
+        Some(digest)
     }
 
     /// Commit a finalized block. Returns false if it was already committed.
@@ -504,13 +529,13 @@ impl Ledger for Executor {
     }
 
     fn propose(&self, parent: &[u8], now_ms: u64) -> Option<Vec<u8>> {
-        let digest = decode_header(parent)?.digest();
+        let digest = self.ensure_executed(parent)?;
         self.build(digest, now_ms)
     }
 
     fn verify(&self, parent: &[u8], block: &[u8], now_ms: u64) -> bool {
-        let Some(parent) = decode_header(parent) else { return false };
-        match self.check(parent.digest(), block, now_ms) {
+        let Some(parent) = self.ensure_executed(parent) else { return false };
+        match self.check(parent, block, now_ms) {
             Ok(()) => true,
             Err(why) => {
                 warn!(%why, "rejecting proposed block");

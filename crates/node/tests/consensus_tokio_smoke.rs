@@ -1,6 +1,5 @@
 //! Smoke test of the production wiring: 4 validators on the commonware tokio runtime with
-//! authenticated lookup p2p over loopback. Uses real sockets and wall-clock time, so it is
-//! ignored by default: `cargo test -p chipledger-node --test consensus_tokio_smoke -- --ignored`.
+//! authenticated lookup p2p over loopback (real sockets, wall-clock time; ports picked free).
 
 mod common;
 
@@ -27,7 +26,6 @@ fn seed(index: usize) -> [u8; 32] {
 }
 
 #[test]
-#[ignore = "real sockets and wall-clock time"]
 fn four_tokio_validators_finalize_blocks() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

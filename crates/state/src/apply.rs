@@ -113,6 +113,9 @@ fn authenticate(
     if b.seq <= last {
         return Err(TxError::Replay { org: b.org.clone(), seq: b.seq, last });
     }
+    if b.seq != last + 1 {
+        return Err(TxError::SeqGap { org: b.org.clone(), seq: b.seq, expected: last + 1 });
+    }
     st.put(seq_key(&b.org), &Seq(b.seq));
     Ok(())
 }

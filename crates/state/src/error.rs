@@ -1,4 +1,8 @@
 //! Why a transaction was rejected. Every rejection leaves the state untouched.
+//!
+//! Sequence numbers are per organisation and contiguous: the next transaction of an
+//! organisation must carry exactly `last + 1`. A lower number is a replay; a higher one waits
+//! in the mempool until the missing ones arrive (or it expires).
 
 use chipledger_types::cbor::DecodeError;
 use chipledger_types::keys::{KeyId, SignatureError};
@@ -27,6 +31,8 @@ pub enum TxError {
     BadSignature(SignatureError),
     #[error("replay: '{org}' already used sequence number {last}; {seq} must be greater")]
     Replay { org: String, seq: u64, last: u64 },
+    #[error("sequence gap: '{org}' must use {expected} next, this transaction has {seq} (it waits for the missing ones)")]
+    SeqGap { org: String, seq: u64, expected: u64 },
     #[error("no proposal {0}")]
     UnknownProposal(TxHash),
     #[error("proposal {id} expired at height {expired_at}")]
@@ -67,6 +73,7 @@ impl TxError {
             TxError::KeyNotActive { .. } => "key_not_active",
             TxError::BadSignature(_) => "bad_signature",
             TxError::Replay { .. } => "replay",
+            TxError::SeqGap { .. } => "seq_gap",
             TxError::UnknownProposal(_) => "unknown_proposal",
             TxError::ProposalExpired { .. } => "proposal_expired",
             TxError::ProposalExecuted(_) => "proposal_executed",

@@ -15,7 +15,6 @@ use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, SignedTx, TxBody, 
 struct World {
     state: BTreeMap<Vec<u8>, Vec<u8>>,
     keys: BTreeMap<String, SigningKey>,
-    seqs: BTreeMap<String, u64>,
     height: u64,
 }
 
@@ -47,15 +46,19 @@ fn world() -> World {
     let mut state = BTreeMap::new();
     apply_writes(&mut state, &genesis_writes(&g));
     let keys = names.iter().enumerate().map(|(i, n)| (n.to_string(), key(i as u8 + 1))).collect();
-    World { state, keys, seqs: BTreeMap::new(), height: 1 }
+    World { state, keys, height: 1 }
 }
 
 impl World {
+    /// A transaction with the organisation's next sequence number.
     fn tx(&mut self, org: &str, payload: Payload) -> Vec<u8> {
-        let seq = self.seqs.entry(org.into()).or_insert(0);
-        *seq += 1;
+        let seq = get_seq(&self.state, org).unwrap() + 1;
+        self.tx_seq(org, seq, payload)
+    }
+
+    fn tx_seq(&self, org: &str, seq: u64, payload: Payload) -> Vec<u8> {
         let k = &self.keys[org];
-        let body = TxBody { chain_id: "test".into(), org: org.into(), key_id: k.public_key().id(), seq: *seq, expiry_height: self.height + 10, payload };
+        let body = TxBody { chain_id: "test".into(), org: org.into(), key_id: k.public_key().id(), seq, expiry_height: self.height + 10, payload };
         SignedTx::sign(body, k).to_cbor()
     }
 
@@ -195,4 +198,15 @@ fn removal_cannot_lock_governance_out() {
     assert!(matches!(w.reject(&p), TxError::CannotRemove { .. }));
     let p = w.tx("city", Payload::Propose(GovAction::SetThreshold { kind: chipledger_types::tx::ThresholdKind::Governance, value: 9 }));
     assert!(matches!(w.reject(&p), TxError::BadThreshold { value: 9, orgs: 4 }));
+}
+
+#[test]
+fn sequence_gap_is_typed_and_fills_in_order() {
+    let mut w = world();
+    let first = w.tx_seq("city", 1, statement());
+    let second = w.tx_seq("city", 2, statement());
+    assert!(matches!(w.reject(&second), TxError::SeqGap { seq: 2, expected: 1, .. }));
+    w.apply(&first).unwrap();
+    w.apply(&second).unwrap();
+    assert!(matches!(w.reject(&first), TxError::Replay { seq: 1, last: 2, .. }));
 }

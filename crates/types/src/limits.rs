@@ -6,7 +6,7 @@ pub const MAX_TX_BYTES: usize = 64 * 1024;
 /// Most transactions in one block.
 pub const MAX_BLOCK_TXS: usize = 10_000;
 /// Largest encoded block, in bytes.
-pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 /// Longest organisation or validator name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Most keys one organisation may hold at once.

@@ -1,8 +1,8 @@
 //! The transaction envelope and the payloads of the ledger core.
 //!
 //! A [`SignedTx`] is `[body, signature]`; the body names the signing organisation, the key it
-//! signed with, a per-organisation sequence number (strictly increasing, gaps allowed: a seen or
-//! lower number is a replay), the height after which the transaction expires, and the payload.
+//! signed with, a per-organisation sequence number (contiguous: exactly one more than the
+//! organisation's last; a used or lower number is a replay), the height after which the transaction expires, and the payload.
 //! The signature covers `TAG_TX_V1 ‖ 0x00 ‖ CBOR(body)`.
 
 use alloc::string::String;
@@ -312,7 +312,7 @@ pub struct TxBody {
     pub org: String,
     /// Which of the organisation's keys signed.
     pub key_id: KeyId,
-    /// Per-organisation sequence number; must exceed every number the org used before.
+    /// Per-organisation sequence number: exactly one more than the organisation's last.
     pub seq: u64,
     /// Last block height at which this transaction may be included.
     pub expiry_height: u64,

@@ -12,7 +12,7 @@ use commonware_cryptography::{Digestible, sha256};
 use std::{fmt, sync::Arc};
 
 /// Largest encoded block the engine accepts, in bytes (the ledger's own limit must not exceed it).
-pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_BLOCK_BYTES: usize = chipledger_types::limits::MAX_BLOCK_BYTES;
 
 /// How the codec recognises a block: the byte limit and the ledger's `describe`.
 ///
