@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use chipledger_node::config::KeyFile;
 use chipledger_types::cbor::Encode;
-use chipledger_types::merkle::{hash_leaf, Frontier};
+use chipledger_types::merkle::{Frontier, hash_leaf};
 use chipledger_types::tx::{Payload, SignedTx, TxBody};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -39,7 +39,12 @@ pub enum BenchCommand {
 
 pub fn run(a: BenchArgs) -> Result<()> {
     match a.command {
-        BenchCommand::Ledger { txs, leaves, base_port, json } => ledger(txs, leaves, base_port, json),
+        BenchCommand::Ledger {
+            txs,
+            leaves,
+            base_port,
+            json,
+        } => ledger(txs, leaves, base_port, json),
     }
 }
 
@@ -80,10 +85,28 @@ fn ledger(n: usize, leaves: u64, base_port: u16, json_out: bool) -> Result<()> {
         println!("{figures}");
     } else {
         println!("{:<32} {:>14} {:>10} {:>8}", "figure", "measured", "target", "ratio");
-        println!("{:<32} {:>14.0} {:>10} {:>8.2}", "finalized_tx_per_s", tx_per_s, 5000, tx_per_s / 5000.0);
-        println!("{:<32} {:>14} {:>10} {:>8.2}", "finality_p50_ms", p50, "≤300", 300.0 / p50.max(1) as f64);
+        println!(
+            "{:<32} {:>14.0} {:>10} {:>8.2}",
+            "finalized_tx_per_s",
+            tx_per_s,
+            5000,
+            tx_per_s / 5000.0
+        );
+        println!(
+            "{:<32} {:>14} {:>10} {:>8.2}",
+            "finality_p50_ms",
+            p50,
+            "≤300",
+            300.0 / p50.max(1) as f64
+        );
         println!("{:<32} {:>14} {:>10} {:>8}", "finality_p99_ms", p99, "-", "-");
-        println!("{:<32} {:>14.0} {:>10} {:>8.2}", "merkle_append_leaves_per_s", append, 300_000, append / 300_000.0);
+        println!(
+            "{:<32} {:>14.0} {:>10} {:>8.2}",
+            "merkle_append_leaves_per_s",
+            append,
+            300_000,
+            append / 300_000.0
+        );
     }
     Ok(())
 }
@@ -94,21 +117,37 @@ fn drive(net: &LocalNet, n: usize) -> Result<(f64, u64, u64, f64)> {
     let client = Client::new(&net.apis[0])?;
     let status = client.status()?;
     let orgs = ["maker", "city", "vendor", "audit"];
-    let keys = orgs.iter().map(|o| KeyFile::read(&net.dir.join("orgs").join(format!("{o}.key")))).collect::<Result<Vec<_>>>()?;
-    let txs: Vec<Vec<u8>> = (0..n).map(|i| {
-        let (o, k) = (i % 4, &keys[i % 4]);
-        let body = TxBody {
-            chain_id: status.chain_id.clone(), org: orgs[o].into(), key_id: k.public_key().id(), seq: (i / 4 + 1) as u64,
-            expiry_height: status.height + 100_000, payload: Payload::Statement { topic: "bench".into(), body: (i as u64).to_be_bytes().to_vec() },
-        };
-        SignedTx::sign(body, k).to_cbor()
-    }).collect();
+    let keys = orgs
+        .iter()
+        .map(|o| KeyFile::read(&net.dir.join("orgs").join(format!("{o}.key"))))
+        .collect::<Result<Vec<_>>>()?;
+    let txs: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let (o, k) = (i % 4, &keys[i % 4]);
+            let body = TxBody {
+                chain_id: status.chain_id.clone(),
+                org: orgs[o].into(),
+                key_id: k.public_key().id(),
+                seq: (i / 4 + 1) as u64,
+                expiry_height: status.height + 100_000,
+                payload: Payload::Statement {
+                    topic: "bench".into(),
+                    body: (i as u64).to_be_bytes().to_vec(),
+                },
+            };
+            SignedTx::sign(body, k).to_cbor()
+        })
+        .collect();
     let start = Instant::now();
     let clients = net.apis.iter().map(|a| Client::new(a)).collect::<Result<Vec<_>>>()?;
     for (i, chunk) in txs.chunks(1000).enumerate() {
         let items = clients[i % clients.len()].submit_batch(chunk)?;
         if let Some(bad) = items.iter().find(|it| it.status != "pending") {
-            bail!("benchmark transaction refused: {} {}", bad.status, bad.message.as_deref().unwrap_or(""));
+            bail!(
+                "benchmark transaction refused: {} {}",
+                bad.status,
+                bad.message.as_deref().unwrap_or("")
+            );
         }
     }
     let target = status.log_size + n as u64;
@@ -117,12 +156,19 @@ fn drive(net: &LocalNet, n: usize) -> Result<(f64, u64, u64, f64)> {
             break;
         }
         if start.elapsed() > Duration::from_secs(600) {
-            bail!("only {} of {n} transactions final after 600 s", client.status()?.log_size - status.log_size);
+            bail!(
+                "only {} of {n} transactions final after 600 s",
+                client.status()?.log_size - status.log_size
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = start.elapsed().as_secs_f64();
     let s = client.status()?;
-    Ok((n as f64 / elapsed, s.finality_p50_ms.unwrap_or(0), s.finality_p99_ms.unwrap_or(0), elapsed))
+    Ok((
+        n as f64 / elapsed,
+        s.finality_p50_ms.unwrap_or(0),
+        s.finality_p99_ms.unwrap_or(0),
+        elapsed,
+    ))
 }
-

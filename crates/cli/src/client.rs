@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use chipledger_node::api::{BatchItem, BatchRequest, CheckpointBody, OrgBody, StatusBody, Submitted, TxStatusBody, ValidatorBody};
+use anyhow::{Context, Result, bail};
+use chipledger_node::api::{
+    BatchItem, BatchRequest, CheckpointBody, OrgBody, StatusBody, Submitted, TxStatusBody, ValidatorBody,
+};
 use serde::de::DeserializeOwned;
 
 /// Default API of the first demo validator.
@@ -16,8 +18,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Result<Client> {
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Client { base: base.trim_end_matches('/').to_string(), http })
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -26,7 +33,11 @@ impl Client {
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = format!("{}{path}", self.base);
-        let resp = self.http.get(&url).send().with_context(|| format!("cannot reach {url} (is the node running?)"))?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .with_context(|| format!("cannot reach {url} (is the node running?)"))?;
         decode(resp, &url)
     }
 
@@ -51,15 +62,27 @@ impl Client {
 
     pub fn submit(&self, tx: &[u8]) -> Result<Submitted> {
         let url = format!("{}/v1/tx", self.base);
-        let resp = self.http.post(&url).header("content-type", "application/cbor").body(tx.to_vec()).send()
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", "application/cbor")
+            .body(tx.to_vec())
+            .send()
             .with_context(|| format!("cannot reach {url} (is the node running?)"))?;
         decode(resp, &url)
     }
 
     pub fn submit_batch(&self, txs: &[Vec<u8>]) -> Result<Vec<BatchItem>> {
         let url = format!("{}/v1/txs", self.base);
-        let req = BatchRequest { txs: txs.iter().map(hex::encode).collect() };
-        let resp = self.http.post(&url).json(&req).send().with_context(|| format!("cannot reach {url}"))?;
+        let req = BatchRequest {
+            txs: txs.iter().map(hex::encode).collect(),
+        };
+        let resp = self
+            .http
+            .post(&url)
+            .json(&req)
+            .send()
+            .with_context(|| format!("cannot reach {url}"))?;
         decode(resp, &url)
     }
 }
@@ -68,10 +91,10 @@ fn decode<T: DeserializeOwned>(resp: reqwest::blocking::Response, url: &str) -> 
     let status = resp.status();
     let text = resp.text().with_context(|| format!("reading the answer of {url}"))?;
     if !status.is_success() {
-        if let Ok(e) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let (Some(code), Some(msg)) = (e["error"].as_str(), e["message"].as_str()) {
-                bail!("{msg} ({code}, HTTP {})", status.as_u16());
-            }
+        if let Ok(e) = serde_json::from_str::<serde_json::Value>(&text)
+            && let (Some(code), Some(msg)) = (e["error"].as_str(), e["message"].as_str())
+        {
+            bail!("{msg} ({code}, HTTP {})", status.as_u16());
         }
         bail!("{url} answered HTTP {}: {text}", status.as_u16());
     }

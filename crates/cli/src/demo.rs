@@ -28,18 +28,30 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let exe = std::env::current_exe().context("locating the chipledger binary")?;
     let fresh = !a.dir.join("genesis.json").exists();
     let mut net = LocalNet::prepare(&a.dir, &exe, a.base_port, "chipledger-demo")?;
-    println!("{} network in {}", if fresh { "created a new" } else { "reusing the" }, a.dir.display());
+    println!(
+        "{} network in {}",
+        if fresh { "created a new" } else { "reusing the" },
+        a.dir.display()
+    );
     net.start_all()?;
     for i in 0..net.names.len() {
         net.wait_ready(i, Duration::from_secs(60))?;
-        println!("  {:<10} API {}  (log: {})", net.names[i], net.apis[i], net.node_dir(i).join("node.log").display());
+        println!(
+            "  {:<10} API {}  (log: {})",
+            net.names[i],
+            net.apis[i],
+            net.node_dir(i).join("node.log").display()
+        );
     }
     let client = Client::new(&net.apis[0])?;
     if client.status()?.log_size == 0 {
         println!("submitting governance transactions …");
         seed_transactions(&net, &client)?;
     }
-    println!("\nthe network is running. Try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.", net.apis[0], net.apis[0], net.apis[0]);
+    println!(
+        "\nthe network is running. Try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.",
+        net.apis[0], net.apis[0], net.apis[0]
+    );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         loop {
@@ -75,15 +87,29 @@ fn seed_transactions(net: &LocalNet, client: &Client) -> Result<()> {
         KeyFile::write(&buyer_key_path, &k)?;
         k
     };
-    let spec = OrgSpec { name: "buyer".into(), roles: vec![Role::Consumer], keys: vec![buyer.public_key()] };
-    let propose = build(client, "city", &key("city")?, None, 1000, Payload::Propose(GovAction::AddOrg(spec)))?;
+    let spec = OrgSpec {
+        name: "buyer".into(),
+        roles: vec![Role::Consumer],
+        keys: vec![buyer.public_key()],
+    };
+    let propose = build(
+        client,
+        "city",
+        &key("city")?,
+        None,
+        1000,
+        Payload::Propose(GovAction::AddOrg(spec)),
+    )?;
     let id = TxHash::of(&propose);
     submit_and_wait(client, &propose, "city proposes adding organisation 'buyer'")?;
     for org in ["maker", "vendor"] {
         let tx = build(client, org, &key(org)?, None, 1000, Payload::Approve { proposal: id })?;
         submit_and_wait(client, &tx, &format!("{org} approves"))?;
     }
-    let st = Payload::Statement { topic: "demo".into(), body: b"network started".to_vec() };
+    let st = Payload::Statement {
+        topic: "demo".into(),
+        body: b"network started".to_vec(),
+    };
     let tx = build(client, "audit", &key("audit")?, None, 1000, st)?;
     submit_and_wait(client, &tx, "audit records a statement")?;
     Ok(())
@@ -92,6 +118,10 @@ fn seed_transactions(net: &LocalNet, client: &Client) -> Result<()> {
 fn submit_and_wait(client: &Client, tx: &[u8], what: &str) -> Result<()> {
     let sub = client.submit(tx)?;
     let s = wait_final(client, &sub.hash, Duration::from_secs(60))?;
-    println!("  {what}: {} at height {}", s.status, s.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()));
+    println!(
+        "  {what}: {} at height {}",
+        s.status,
+        s.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into())
+    );
     Ok(())
 }

@@ -20,7 +20,11 @@ use chipledger_types::tx::Role;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "chipledger", version, about = "A permissioned multi-organisation ledger for chip identity, firmware and device data.")]
+#[command(
+    name = "chipledger",
+    version,
+    about = "A permissioned multi-organisation ledger for chip identity, firmware and device data."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,7 +102,9 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHIPLEDGER_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHIPLEDGER_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -121,11 +127,23 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Demo(a) => demo::run(a),
-        Command::Node { command: NodeCommand::Run { config } } => chipledger_node::run::run(&config),
-        Command::Node { command: NodeCommand::Init { out, chain_id, orgs, hosts, base_port, threshold } } => {
-            node_init(out, chain_id, orgs, hosts, base_port, threshold)
-        }
-        Command::Keys { command: KeysCommand::Gen { kind, out, json } } => keys_gen(&kind, &out, json),
+        Command::Node {
+            command: NodeCommand::Run { config },
+        } => chipledger_node::run::run(&config),
+        Command::Node {
+            command:
+                NodeCommand::Init {
+                    out,
+                    chain_id,
+                    orgs,
+                    hosts,
+                    base_port,
+                    threshold,
+                },
+        } => node_init(out, chain_id, orgs, hosts, base_port, threshold),
+        Command::Keys {
+            command: KeysCommand::Gen { kind, out, json },
+        } => keys_gen(&kind, &out, json),
         Command::Tx(a) => txcmd::run(a),
         Command::Status(a) => status::run(a),
         Command::Bench(a) => bench::run(a),
@@ -133,23 +151,45 @@ fn dispatch(command: Command) -> Result<()> {
     }
 }
 
-fn node_init(out: PathBuf, chain_id: String, orgs: Vec<String>, hosts: Vec<String>, base_port: u16, threshold: Option<u32>) -> Result<()> {
+fn node_init(
+    out: PathBuf,
+    chain_id: String,
+    orgs: Vec<String>,
+    hosts: Vec<String>,
+    base_port: u16,
+    threshold: Option<u32>,
+) -> Result<()> {
     let orgs = if orgs.is_empty() {
         config::default_orgs()
     } else {
         orgs.iter()
             .map(|o| {
-                let (name, role) = o.split_once(':').ok_or_else(|| anyhow::anyhow!("--orgs entries are name:role, got '{o}'"))?;
+                let (name, role) = o
+                    .split_once(':')
+                    .ok_or_else(|| anyhow::anyhow!("--orgs entries are name:role, got '{o}'"))?;
                 let role = Role::from_name(role).ok_or_else(|| anyhow::anyhow!("unknown role '{role}'"))?;
                 Ok((name.to_string(), role))
             })
             .collect::<Result<_>>()?
     };
-    let opts = config::InitOptions { out: out.clone(), chain_id, orgs, hosts, base_port, governance_threshold: threshold, timestamp_ms: chipledger_node::metrics::now_ms() };
+    let opts = config::InitOptions {
+        out: out.clone(),
+        chain_id,
+        orgs,
+        hosts,
+        base_port,
+        governance_threshold: threshold,
+        timestamp_ms: chipledger_node::metrics::now_ms(),
+    };
     let g = config::init(&opts)?;
     println!("wrote a {}-validator network to {}", g.validators.len(), out.display());
     for v in &g.validators {
-        println!("  {}: chipledger node run --config {}  (API {})", v.name, out.join(&v.name).display(), v.api_url);
+        println!(
+            "  {}: chipledger node run --config {}  (API {})",
+            v.name,
+            out.join(&v.name).display(),
+            v.api_url
+        );
     }
     Ok(())
 }
@@ -167,7 +207,10 @@ fn keys_gen(kind: &str, out: &std::path::Path, json: bool) -> Result<()> {
     KeyFile::write(out, &key)?;
     let public = key.public_key();
     if json {
-        println!("{}", serde_json::json!({ "file": out, "public": public.to_string(), "key_id": hex::encode(public.id().0) }));
+        println!(
+            "{}",
+            serde_json::json!({ "file": out, "public": public.to_string(), "key_id": hex::encode(public.id().0) })
+        );
     } else {
         println!("wrote {} key to {}\npublic: {public}", kind, out.display());
     }

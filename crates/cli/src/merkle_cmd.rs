@@ -166,8 +166,7 @@ fn root(args: &RootArgs) -> Result<String, Failure> {
         }
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        let leaf = hex::decode(text)
-            .map_err(|e| Failure::Usage(format!("{path}:{line_no}: not hex ({e})")))?;
+        let leaf = hex::decode(text).map_err(|e| Failure::Usage(format!("{path}:{line_no}: not hex ({e})")))?;
         frontier.append(&leaf);
     }
     Ok(hex::encode(frontier.root()))
@@ -175,20 +174,17 @@ fn root(args: &RootArgs) -> Result<String, Failure> {
 
 fn inclusion(args: &InclusionArgs) -> Result<String, Failure> {
     let leaf_hash = match (&args.leaf, &args.leaf_hash) {
-        (Some(leaf), None) => hash_leaf(
-            &hex::decode(leaf).map_err(|e| Failure::Usage(format!("--leaf: not hex ({e})")))?,
-        ),
+        (Some(leaf), None) => {
+            hash_leaf(&hex::decode(leaf).map_err(|e| Failure::Usage(format!("--leaf: not hex ({e})")))?)
+        }
         (None, Some(h)) => parse_hash("--leaf-hash", h)?,
         _ => {
-            return Err(Failure::Usage(
-                "give exactly one of --leaf and --leaf-hash".into(),
-            ));
+            return Err(Failure::Usage("give exactly one of --leaf and --leaf-hash".into()));
         }
     };
     let root = parse_hash("--root", &args.root)?;
     let proof = parse_proof(&args.proof)?;
-    verify_inclusion(&leaf_hash, args.index, args.size, &proof, &root)
-        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    verify_inclusion(&leaf_hash, args.index, args.size, &proof, &root).map_err(|e| Failure::Invalid(e.to_string()))?;
     Ok("valid".into())
 }
 
@@ -196,8 +192,7 @@ fn consistency(args: &ConsistencyArgs) -> Result<String, Failure> {
     let root1 = parse_hash("--root1", &args.root1)?;
     let root2 = parse_hash("--root2", &args.root2)?;
     let proof = parse_proof(&args.proof)?;
-    verify_consistency(args.size1, args.size2, &proof, &root1, &root2)
-        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    verify_consistency(args.size1, args.size2, &proof, &root1, &root2).map_err(|e| Failure::Invalid(e.to_string()))?;
     Ok("valid".into())
 }
 
@@ -219,30 +214,18 @@ mod tests {
             Err(e) => return (e.exit_code(), String::new(), e.to_string()),
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run_with(
-            MerkleArgs {
-                command: cli.command,
-            },
-            &mut out,
-            &mut err,
-        );
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        let code = run_with(MerkleArgs { command: cli.command }, &mut out, &mut err);
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
     }
 
     fn leaves_file(name: &str, contents: &str) -> PathBuf {
-        let path =
-            std::env::temp_dir().join(format!("chipledger-merkle-{}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("chipledger-merkle-{}-{name}", std::process::id()));
         std::fs::write(&path, contents).unwrap();
         path
     }
 
     // transparency-dev/merkle testonly/constants.go: LeafInputs() and RootHashes().
-    const LEAVES: &str =
-        "\n00\n10\n2021\n3031\n40414243\n5051525354555657\n606162636465666768696a6b6c6d6e6f\n";
+    const LEAVES: &str = "\n00\n10\n2021\n3031\n40414243\n5051525354555657\n606162636465666768696a6b6c6d6e6f\n";
     const ROOT_3: &str = "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77";
     const ROOT_6: &str = "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef";
     const ROOT_8: &str = "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328";
@@ -273,10 +256,7 @@ mod tests {
         let (code, _, err) = exec(&["root", "--leaves", bad.to_str().unwrap()]);
         assert_eq!(code, EXIT_USAGE);
         assert!(err.contains(":2:"), "{err}");
-        assert_eq!(
-            exec(&["root", "--leaves", "/nonexistent/leaves"]).0,
-            EXIT_USAGE
-        );
+        assert_eq!(exec(&["root", "--leaves", "/nonexistent/leaves"]).0, EXIT_USAGE);
         for p in [all, three, empty, bad] {
             let _ = std::fs::remove_file(p);
         }

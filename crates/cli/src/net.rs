@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use chipledger_node::config::{self, InitOptions};
 use chipledger_types::genesis::Genesis;
 
@@ -28,15 +28,27 @@ impl LocalNet {
             config::GenesisFile::read(&dir.join("genesis.json"))?
         } else {
             let opts = InitOptions {
-                out: dir.to_path_buf(), chain_id: chain_id.into(), orgs: config::default_orgs(), hosts: vec!["127.0.0.1".into()],
-                base_port, governance_threshold: None, timestamp_ms: chipledger_node::metrics::now_ms(),
+                out: dir.to_path_buf(),
+                chain_id: chain_id.into(),
+                orgs: config::default_orgs(),
+                hosts: vec!["127.0.0.1".into()],
+                base_port,
+                governance_threshold: None,
+                timestamp_ms: chipledger_node::metrics::now_ms(),
             };
             config::init(&opts)?
         };
         let names: Vec<String> = genesis.validators.iter().map(|v| v.name.clone()).collect();
         let apis = genesis.validators.iter().map(|v| v.api_url.clone()).collect();
         let children = names.iter().map(|_| None).collect();
-        Ok(LocalNet { dir: dir.to_path_buf(), exe: exe.to_path_buf(), genesis, names, apis, children })
+        Ok(LocalNet {
+            dir: dir.to_path_buf(),
+            exe: exe.to_path_buf(),
+            genesis,
+            names,
+            apis,
+            children,
+        })
     }
 
     pub fn node_dir(&self, i: usize) -> PathBuf {
@@ -48,7 +60,10 @@ impl LocalNet {
         if self.children[i].is_some() {
             return Ok(());
         }
-        let log = OpenOptions::new().create(true).append(true).open(self.node_dir(i).join("node.log"))?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.node_dir(i).join("node.log"))?;
         let child = Command::new(&self.exe)
             .args(["node", "run", "--config"])
             .arg(self.node_dir(i))
@@ -67,8 +82,13 @@ impl LocalNet {
 
     /// Send a signal (`KILL`, `TERM`, `STOP`, `CONT`) to validator `i`.
     pub fn signal(&mut self, i: usize, sig: &str) -> Result<()> {
-        let Some(child) = self.children[i].as_mut() else { return Ok(()) };
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status()?;
+        let Some(child) = self.children[i].as_mut() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()?;
         if !status.success() {
             bail!("kill -{sig} {} failed", child.id());
         }
@@ -92,7 +112,13 @@ impl LocalNet {
         let c = Client::new(&self.apis[i])?;
         while c.status().is_err() {
             if start.elapsed() > timeout {
-                bail!("{} did not answer on {} within {}s; see {}", self.names[i], self.apis[i], timeout.as_secs(), self.node_dir(i).join("node.log").display());
+                bail!(
+                    "{} did not answer on {} within {}s; see {}",
+                    self.names[i],
+                    self.apis[i],
+                    timeout.as_secs(),
+                    self.node_dir(i).join("node.log").display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -102,11 +128,11 @@ impl LocalNet {
     /// Stop every validator gracefully (SIGTERM, then SIGKILL after a grace period).
     pub fn stop_all(&mut self) {
         for i in 0..self.children.len() {
-            if self.signal(i, "TERM").is_err() {
-                if let Some(mut c) = self.children[i].take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
+            if self.signal(i, "TERM").is_err()
+                && let Some(mut c) = self.children[i].take()
+            {
+                let _ = c.kill();
+                let _ = c.wait();
             }
         }
     }

@@ -50,11 +50,7 @@ pub fn run_with(args: NoteArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32
             EXIT_VALID
         }
         Err((code, why)) => {
-            let prefix = if code == EXIT_INVALID {
-                "invalid"
-            } else {
-                "error"
-            };
+            let prefix = if code == EXIT_INVALID { "invalid" } else { "error" };
             let _ = writeln!(err, "{prefix}: {why}");
             code
         }
@@ -65,8 +61,7 @@ pub fn run_with(args: NoteArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32
 fn parse_keys(texts: &[String]) -> Result<Vec<VerifierKey>, (i32, String)> {
     let mut keys: Vec<VerifierKey> = Vec::with_capacity(texts.len());
     for text in texts {
-        let key =
-            VerifierKey::parse(text).map_err(|e| (EXIT_USAGE, format!("--key {text}: {e}")))?;
+        let key = VerifierKey::parse(text).map_err(|e| (EXIT_USAGE, format!("--key {text}: {e}")))?;
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -140,23 +135,12 @@ mod tests {
             Err(e) => return (e.exit_code(), String::new(), e.to_string()),
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run_with(
-            NoteArgs {
-                command: cli.command,
-            },
-            &mut out,
-            &mut err,
-        );
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        let code = run_with(NoteArgs { command: cli.command }, &mut out, &mut err);
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
     }
 
     fn note_file(name: &str, contents: &str) -> String {
-        let path =
-            std::env::temp_dir().join(format!("chipledger-note-{}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("chipledger-note-{}-{name}", std::process::id()));
         std::fs::write(&path, contents).unwrap();
         path.to_str().unwrap().to_owned()
     }
@@ -173,29 +157,13 @@ mod tests {
             exec(&["verify", "--key", PETER, &file]),
             (0, "valid\n".into(), String::new())
         );
-        assert_eq!(
-            exec(&["verify", "--key", PETER, "--key", ENOCH, &file]).0,
-            EXIT_VALID
-        );
+        assert_eq!(exec(&["verify", "--key", PETER, "--key", ENOCH, &file]).0, EXIT_VALID);
         let other = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
         let (code, _, err) = exec(&["verify", "--key", PETER, "--key", other, &file]);
         assert_eq!(code, EXIT_INVALID);
-        assert!(
-            err.contains("1 of 2") && err.contains("example.com/foo"),
-            "{err}"
-        );
+        assert!(err.contains("1 of 2") && err.contains("example.com/foo"), "{err}");
         assert_eq!(
-            exec(&[
-                "verify",
-                "--key",
-                PETER,
-                "--key",
-                other,
-                "--threshold",
-                "1",
-                &file
-            ])
-            .0,
+            exec(&["verify", "--key", PETER, "--key", other, "--threshold", "1", &file]).0,
             EXIT_VALID
         );
         assert_eq!(
@@ -212,18 +180,11 @@ mod tests {
     #[test]
     fn cosigned_checkpoint() {
         let log = SignerKey::from_seed("example.com/log", SIG_TYPE_ED25519, &[1; 32]).unwrap();
-        let witness =
-            SignerKey::from_seed("witness.example/w1", SIG_TYPE_COSIGNATURE_V1, &[2; 32]).unwrap();
+        let witness = SignerKey::from_seed("witness.example/w1", SIG_TYPE_COSIGNATURE_V1, &[2; 32]).unwrap();
         let body = "example.com/log\n1\nbjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0=\n";
-        let file = note_file(
-            "cosigned",
-            &sign_note(body, &[&log, &witness], 1_700_000_000).unwrap(),
-        );
+        let file = note_file("cosigned", &sign_note(body, &[&log, &witness], 1_700_000_000).unwrap());
         let (lk, wk) = (log.verifier().to_string(), witness.verifier().to_string());
-        assert_eq!(
-            exec(&["verify", "--key", &lk, "--key", &wk, &file]).0,
-            EXIT_VALID
-        );
+        assert_eq!(exec(&["verify", "--key", &lk, "--key", &wk, &file]).0, EXIT_VALID);
         assert_eq!(exec(&["verify", "--key", &wk, &file]).0, EXIT_VALID);
         let _ = std::fs::remove_file(file);
     }
@@ -242,23 +203,10 @@ mod tests {
             EXIT_USAGE
         );
         assert_eq!(
-            exec(&[
-                "verify",
-                "--key",
-                PETER,
-                "--key",
-                PETER,
-                "--threshold",
-                "2",
-                &file
-            ])
-            .0,
+            exec(&["verify", "--key", PETER, "--key", PETER, "--threshold", "2", &file]).0,
             EXIT_USAGE
         );
-        assert_eq!(
-            exec(&["verify", "--key", PETER, "/nonexistent/note"]).0,
-            EXIT_USAGE
-        );
+        assert_eq!(exec(&["verify", "--key", PETER, "/nonexistent/note"]).0, EXIT_USAGE);
         let _ = std::fs::remove_file(file);
     }
 }

@@ -35,12 +35,26 @@ pub fn collect(api: &str) -> Result<Vec<ValidatorStatus>> {
         let s = Client::new(&v.api_url).and_then(|c| c.status());
         out.push(match s {
             Ok(s) => ValidatorStatus {
-                name: v.name, api: v.api_url, reachable: true, height: Some(s.height), log_size: Some(s.log_size),
-                log_root: Some(s.log_root), state_root: Some(s.state_root), final_checkpoint_height: s.final_checkpoint_height, error: None,
+                name: v.name,
+                api: v.api_url,
+                reachable: true,
+                height: Some(s.height),
+                log_size: Some(s.log_size),
+                log_root: Some(s.log_root),
+                state_root: Some(s.state_root),
+                final_checkpoint_height: s.final_checkpoint_height,
+                error: None,
             },
             Err(e) => ValidatorStatus {
-                name: v.name, api: v.api_url, reachable: false, height: None, log_size: None, log_root: None,
-                state_root: None, final_checkpoint_height: None, error: Some(format!("{e:#}")),
+                name: v.name,
+                api: v.api_url,
+                reachable: false,
+                height: None,
+                log_size: None,
+                log_root: None,
+                state_root: None,
+                final_checkpoint_height: None,
+                error: Some(format!("{e:#}")),
             },
         });
     }
@@ -50,15 +64,38 @@ pub fn collect(api: &str) -> Result<Vec<ValidatorStatus>> {
 pub fn run(a: StatusArgs) -> Result<()> {
     let vs = collect(&a.api)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "validators": vs }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "validators": vs }))?
+        );
         return Ok(());
     }
-    println!("{:<14} {:>8} {:>9} {:<18} {:<18} {:>6}  api", "validator", "height", "log size", "log root", "state root", "final");
+    println!(
+        "{:<14} {:>8} {:>9} {:<18} {:<18} {:>6}  api",
+        "validator", "height", "log size", "log root", "state root", "final"
+    );
     for v in &vs {
-        let short = |s: &Option<String>| s.as_deref().map(|s| format!("{}…", &s[..16.min(s.len())])).unwrap_or_else(|| "-".into());
+        let short = |s: &Option<String>| {
+            s.as_deref()
+                .map(|s| format!("{}…", &s[..16.min(s.len())]))
+                .unwrap_or_else(|| "-".into())
+        };
         let num = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-        println!("{:<14} {:>8} {:>9} {:<18} {:<18} {:>6}  {}{}", v.name, num(v.height), num(v.log_size), short(&v.log_root), short(&v.state_root),
-            num(v.final_checkpoint_height), v.api, if v.reachable { String::new() } else { format!("  (unreachable: {})", v.error.as_deref().unwrap_or("")) });
+        println!(
+            "{:<14} {:>8} {:>9} {:<18} {:<18} {:>6}  {}{}",
+            v.name,
+            num(v.height),
+            num(v.log_size),
+            short(&v.log_root),
+            short(&v.state_root),
+            num(v.final_checkpoint_height),
+            v.api,
+            if v.reachable {
+                String::new()
+            } else {
+                format!("  (unreachable: {})", v.error.as_deref().unwrap_or(""))
+            }
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use chipledger_node::config::KeyFile;
 use chipledger_types::cbor::Encode;
 use chipledger_types::keys::{KeyId, PublicKey};
@@ -120,42 +120,80 @@ pub enum PayloadCmd {
 }
 
 fn parse_key(s: &str) -> Result<PublicKey> {
-    s.parse().map_err(|e| anyhow::anyhow!("bad public key '{s}': {e} (expected ed25519:<hex> or p256:<hex>)"))
+    s.parse()
+        .map_err(|e| anyhow::anyhow!("bad public key '{s}': {e} (expected ed25519:<hex> or p256:<hex>)"))
 }
 
 fn payload(cmd: PayloadCmd) -> Result<Payload> {
     Ok(match cmd {
         PayloadCmd::ProposeAddOrg { name, roles, keys } => Payload::Propose(GovAction::AddOrg(OrgSpec {
             name,
-            roles: roles.iter().map(|r| Role::from_name(r).with_context(|| format!("unknown role '{r}'"))).collect::<Result<_>>()?,
+            roles: roles
+                .iter()
+                .map(|r| Role::from_name(r).with_context(|| format!("unknown role '{r}'")))
+                .collect::<Result<_>>()?,
             keys: keys.iter().map(|k| parse_key(k)).collect::<Result<_>>()?,
         })),
         PayloadCmd::ProposeRemoveOrg { org } => Payload::Propose(GovAction::RemoveOrg { org }),
-        PayloadCmd::ProposeRotateOrgKey { org, old, new, effective_height } => Payload::Propose(GovAction::RotateOrgKey {
-            org, old: parse_key(&old)?.id(), new: parse_key(&new)?, effective_height,
+        PayloadCmd::ProposeRotateOrgKey {
+            org,
+            old,
+            new,
+            effective_height,
+        } => Payload::Propose(GovAction::RotateOrgKey {
+            org,
+            old: parse_key(&old)?.id(),
+            new: parse_key(&new)?,
+            effective_height,
         }),
-        PayloadCmd::ProposeRotateValidatorKey { validator, new, effective_height } => {
-            Payload::Propose(GovAction::RotateValidatorKey { validator, new: parse_key(&new)?, effective_height })
-        }
-        PayloadCmd::ProposeSetThreshold { value } => Payload::Propose(GovAction::SetThreshold { kind: ThresholdKind::Governance, value }),
+        PayloadCmd::ProposeRotateValidatorKey {
+            validator,
+            new,
+            effective_height,
+        } => Payload::Propose(GovAction::RotateValidatorKey {
+            validator,
+            new: parse_key(&new)?,
+            effective_height,
+        }),
+        PayloadCmd::ProposeSetThreshold { value } => Payload::Propose(GovAction::SetThreshold {
+            kind: ThresholdKind::Governance,
+            value,
+        }),
         PayloadCmd::Approve { proposal } => {
-            let h: [u8; 32] = hex::decode(&proposal).ok().and_then(|b| b.try_into().ok()).context("--proposal must be 64 hex characters")?;
+            let h: [u8; 32] = hex::decode(&proposal)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--proposal must be 64 hex characters")?;
             Payload::Approve { proposal: TxHash(h) }
         }
-        PayloadCmd::Statement { topic, body } => Payload::Statement { topic, body: body.into_bytes() },
+        PayloadCmd::Statement { topic, body } => Payload::Statement {
+            topic,
+            body: body.into_bytes(),
+        },
     })
 }
 
 /// Build and sign a transaction, filling sequence and expiry from the node.
-pub fn build(client: &Client, org: &str, key: &chipledger_types::keys::SigningKey, seq: Option<u64>, expiry_blocks: u64, payload: Payload) -> Result<Vec<u8>> {
+pub fn build(
+    client: &Client,
+    org: &str,
+    key: &chipledger_types::keys::SigningKey,
+    seq: Option<u64>,
+    expiry_blocks: u64,
+    payload: Payload,
+) -> Result<Vec<u8>> {
     let status = client.status()?;
     let seq = match seq {
         Some(s) => s,
         None => client.org(org)?.last_seq + 1,
     };
     let body = TxBody {
-        chain_id: status.chain_id, org: org.into(), key_id: KeyId(key.public_key().id().0), seq,
-        expiry_height: status.height + expiry_blocks, payload,
+        chain_id: status.chain_id,
+        org: org.into(),
+        key_id: KeyId(key.public_key().id().0),
+        seq,
+        expiry_height: status.height + expiry_blocks,
+        payload,
     };
     Ok(SignedTx::sign(body, key).to_cbor())
 }
@@ -177,7 +215,11 @@ fn submit(a: SubmitArgs) -> Result<()> {
     let tx = build(&client, &a.org, &key, a.seq, a.expiry_blocks, payload(a.payload)?)?;
     let sub = client.submit(&tx)?;
     if !a.wait {
-        if a.json { println!("{}", serde_json::to_string_pretty(&sub)?) } else { println!("{} {}", sub.hash, sub.status) }
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&sub)?)
+        } else {
+            println!("{} {}", sub.hash, sub.status)
+        }
         return Ok(());
     }
     let s = wait_final(&client, &sub.hash, Duration::from_secs(60))?;
@@ -209,7 +251,10 @@ fn print_status(s: &chipledger_node::api::TxStatusBody, json: bool) {
         return;
     }
     match (&s.status[..], s.height, &s.proof) {
-        ("final", Some(h), Some(p)) => println!("{} final at height {h}, leaf {} of {} (root {})", s.hash, p.leaf_index, p.log_size, p.root),
+        ("final", Some(h), Some(p)) => println!(
+            "{} final at height {h}, leaf {} of {} (root {})",
+            s.hash, p.leaf_index, p.log_size, p.root
+        ),
         ("rejected", _, _) => println!("{} rejected: {}", s.hash, s.reason.as_deref().unwrap_or("")),
         _ => println!("{} {}", s.hash, s.status),
     }

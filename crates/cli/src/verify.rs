@@ -75,15 +75,27 @@ type Checked = Result<std::result::Result<String, String>>;
 fn keys(a: &VerifyArgs, client: &Client) -> Result<(Vec<VerifierKey>, String, usize)> {
     if let Some(path) = &a.genesis {
         let g = GenesisFile::read(path)?;
-        let keys = g.validators.iter().filter_map(|v| chipledger_node::checkpoints::verifier_for(&v.name, &v.note_key)).collect();
+        let keys = g
+            .validators
+            .iter()
+            .filter_map(|v| chipledger_node::checkpoints::verifier_for(&v.name, &v.note_key))
+            .collect();
         return Ok((keys, g.log_origin(), g.quorum()));
     }
     let vs = client.validators()?;
-    let keys = vs.iter().filter_map(|v| v.note_verifier_key.as_deref()).map(VerifierKey::parse).collect::<Result<Vec<_>, _>>()
+    let keys = vs
+        .iter()
+        .filter_map(|v| v.note_verifier_key.as_deref())
+        .map(VerifierKey::parse)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("node served a bad verifier key: {e}"))?;
     let status = client.status()?;
     let n = vs.len();
-    Ok((keys, format!("chipledger.example/{}", status.chain_id), n - (n.saturating_sub(1)) / 3))
+    Ok((
+        keys,
+        format!("chipledger.example/{}", status.chain_id),
+        n - (n.saturating_sub(1)) / 3,
+    ))
 }
 
 fn check(a: &VerifyArgs) -> Checked {
@@ -95,36 +107,57 @@ fn check(a: &VerifyArgs) -> Checked {
                 Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
                 None => client.checkpoint()?.note,
             };
-            Ok(check_note(&note, &origin, &known, quorum).map(|(size, n)| format!("checkpoint of {size} leaves signed by {n} of {} validators (quorum {quorum})", known.len())))
+            Ok(check_note(&note, &origin, &known, quorum).map(|(size, n)| {
+                format!(
+                    "checkpoint of {size} leaves signed by {n} of {} validators (quorum {quorum})",
+                    known.len()
+                )
+            }))
         }
         VerifyCommand::Inclusion { tx } => {
             let s = client.tx(tx)?;
-            let Some(p) = s.proof else { return Ok(Err(format!("transaction is {}, not final", s.status))) };
-            let Some(note) = p.checkpoint else { return Ok(Err("no final checkpoint covers this transaction yet; retry shortly".into())) };
+            let Some(p) = s.proof else {
+                return Ok(Err(format!("transaction is {}, not final", s.status)));
+            };
+            let Some(note) = p.checkpoint else {
+                return Ok(Err(
+                    "no final checkpoint covers this transaction yet; retry shortly".into()
+                ));
+            };
             let (size, signers) = match check_note(&note, &origin, &known, quorum) {
                 Ok(v) => v,
                 Err(e) => return Ok(Err(e)),
             };
             let root = parse32(&p.root)?;
-            let cp = chipledger_types::checkpoint::Checkpoint::parse(&note_text(&note)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let cp = chipledger_types::checkpoint::Checkpoint::parse(&note_text(&note)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             if cp.size != p.log_size || cp.root != root {
                 return Ok(Err("proof is not against the checkpoint it came with".into()));
             }
             let leaf = leaf_hash_of_tx(&client, tx, s.height.unwrap_or(0))?;
             let path = p.hashes.iter().map(|h| parse32(h)).collect::<Result<Vec<_>>>()?;
             Ok(verify_inclusion(&leaf, p.leaf_index, size, &path, &root)
-                .map(|_| format!("leaf {} of {size} under a checkpoint signed by {signers} validators", p.leaf_index))
+                .map(|_| {
+                    format!(
+                        "leaf {} of {size} under a checkpoint signed by {signers} validators",
+                        p.leaf_index
+                    )
+                })
                 .map_err(|e| e.to_string()))
         }
         VerifyCommand::Consistency { from, to } => {
             let root_at = |size: u64| -> Result<[u8; 32]> {
-                let p: chipledger_node::api::InclusionProof = client.get_json(&format!("/v1/proof/inclusion?index=0&size={size}"))?;
+                let p: chipledger_node::api::InclusionProof =
+                    client.get_json(&format!("/v1/proof/inclusion?index=0&size={size}"))?;
                 parse32(&p.root)
             };
             let (r1, r2) = (root_at(*from)?, root_at(*to)?);
-            let proof: chipledger_node::api::ConsistencyBody = client.get_json(&format!("/v1/proof/consistency?from={from}&to={to}"))?;
+            let proof: chipledger_node::api::ConsistencyBody =
+                client.get_json(&format!("/v1/proof/consistency?from={from}&to={to}"))?;
             let path = proof.hashes.iter().map(|h| parse32(h)).collect::<Result<Vec<_>>>()?;
-            Ok(verify_consistency(*from, *to, &path, &r1, &r2).map(|_| format!("log of {from} leaves is a prefix of the log of {to}")).map_err(|e| e.to_string()))
+            Ok(verify_consistency(*from, *to, &path, &r1, &r2)
+                .map(|_| format!("log of {from} leaves is a prefix of the log of {to}"))
+                .map_err(|e| e.to_string()))
         }
     }
 }
@@ -133,17 +166,31 @@ fn check(a: &VerifyArgs) -> Checked {
 fn leaf_hash_of_tx(client: &Client, tx: &str, height: u64) -> Result<[u8; 32]> {
     let b: chipledger_node::api::BlockBody = client.get_json(&format!("/v1/blocks/{height}"))?;
     let raw = hex::decode(&b.raw).context("block raw is not hex")?;
-    let block = chipledger_types::block::Block::from_bytes(&raw).map_err(|e| anyhow::anyhow!("block does not decode: {e}"))?;
+    let block =
+        chipledger_types::block::Block::from_bytes(&raw).map_err(|e| anyhow::anyhow!("block does not decode: {e}"))?;
     let want = parse32(tx)?;
-    let t = block.txs.iter().find(|t| chipledger_types::tx::TxHash::of(t).0 == want).context("transaction is not in the block the node named")?;
+    let t = block
+        .txs
+        .iter()
+        .find(|t| chipledger_types::tx::TxHash::of(t).0 == want)
+        .context("transaction is not in the block the node named")?;
     Ok(chipledger_types::merkle::hash_leaf(t))
 }
 
 fn note_text(note: &str) -> Result<String> {
-    Ok(chipledger_types::note::Note::parse(note.as_bytes(), &NoteLimits::default()).map_err(|e| anyhow::anyhow!("{e}"))?.text)
+    Ok(
+        chipledger_types::note::Note::parse(note.as_bytes(), &NoteLimits::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .text,
+    )
 }
 
-fn check_note(note: &str, origin: &str, known: &[VerifierKey], quorum: usize) -> std::result::Result<(u64, usize), String> {
+fn check_note(
+    note: &str,
+    origin: &str,
+    known: &[VerifierKey],
+    quorum: usize,
+) -> std::result::Result<(u64, usize), String> {
     let cp = open_checkpoint(note.as_bytes(), origin, known, &NoteLimits::default()).map_err(|e| e.to_string())?;
     let signers = cp.note.verified.len();
     if signers < quorum {
@@ -153,5 +200,8 @@ fn check_note(note: &str, origin: &str, known: &[VerifierKey], quorum: usize) ->
 }
 
 fn parse32(s: &str) -> Result<[u8; 32]> {
-    hex::decode(s).ok().and_then(|b| b.try_into().ok()).with_context(|| format!("'{s}' is not 64 hex characters"))
+    hex::decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("'{s}' is not 64 hex characters"))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use chipledger_cli::client::Client;
 use chipledger_cli::net::LocalNet;
 use chipledger_cli::txcmd::{build, wait_final};
@@ -41,9 +41,15 @@ fn statements(net: &LocalNet, chain_id: &str, first_seq: u64, count: usize) -> V
         .map(|i| {
             let k = &keys[i % 4];
             let body = TxBody {
-                chain_id: chain_id.into(), org: ORGS[i % 4].into(), key_id: k.public_key().id(),
-                seq: first_seq + (i / 4) as u64 + 1, expiry_height: 1_000_000,
-                payload: Payload::Statement { topic: "load".into(), body: (i as u64).to_be_bytes().to_vec() },
+                chain_id: chain_id.into(),
+                org: ORGS[i % 4].into(),
+                key_id: k.public_key().id(),
+                seq: first_seq + (i / 4) as u64 + 1,
+                expiry_height: 1_000_000,
+                payload: Payload::Statement {
+                    topic: "load".into(),
+                    body: (i as u64).to_be_bytes().to_vec(),
+                },
             };
             SignedTx::sign(body, k).to_cbor()
         })
@@ -75,7 +81,12 @@ fn wait_log(net: &LocalNet, i: usize, size: u64, timeout: Duration) -> Result<()
             return Ok(());
         }
         if start.elapsed() > timeout {
-            bail!("{} has {} of {size} leaves after {}s", net.names[i], s.log_size, timeout.as_secs());
+            bail!(
+                "{} has {} of {size} leaves after {}s",
+                net.names[i],
+                s.log_size,
+                timeout.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -84,13 +95,34 @@ fn wait_log(net: &LocalNet, i: usize, size: u64, timeout: Duration) -> Result<()
 /// Every validator in `which` has the same block (digest, log root, state root) at the lowest
 /// height they all reached, and the same final checkpoint for the same log size.
 fn assert_agreement(net: &LocalNet, which: &[usize]) -> Result<()> {
-    let clients: Vec<Client> = which.iter().map(|&i| Client::new(&net.apis[i])).collect::<Result<_>>()?;
-    let h = clients.iter().map(|c| c.status().map(|s| s.height)).collect::<Result<Vec<_>>>()?.into_iter().min().unwrap_or(0);
-    let headers: Vec<BlockBody> = clients.iter().map(|c| c.get_json(&format!("/v1/blocks/{h}"))).collect::<Result<_>>()?;
+    let clients: Vec<Client> = which
+        .iter()
+        .map(|&i| Client::new(&net.apis[i]))
+        .collect::<Result<_>>()?;
+    let h = clients
+        .iter()
+        .map(|c| c.status().map(|s| s.height))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .min()
+        .unwrap_or(0);
+    let headers: Vec<BlockBody> = clients
+        .iter()
+        .map(|c| c.get_json(&format!("/v1/blocks/{h}")))
+        .collect::<Result<_>>()?;
     for b in &headers[1..] {
-        assert_eq!(b.header.digest, headers[0].header.digest, "block digest differs at height {h}");
-        assert_eq!(b.header.state_root, headers[0].header.state_root, "state root differs at height {h}");
-        assert_eq!(b.header.log_root, headers[0].header.log_root, "log root differs at height {h}");
+        assert_eq!(
+            b.header.digest, headers[0].header.digest,
+            "block digest differs at height {h}"
+        );
+        assert_eq!(
+            b.header.state_root, headers[0].header.state_root,
+            "state root differs at height {h}"
+        );
+        assert_eq!(
+            b.header.log_root, headers[0].header.log_root,
+            "log root differs at height {h}"
+        );
     }
     Ok(())
 }
@@ -105,11 +137,17 @@ fn assert_same_checkpoint(net: &LocalNet, which: &[usize], size: u64) -> Result<
         let cp: CheckpointBody = loop {
             match c.checkpoint() {
                 Ok(cp) if cp.log_size == size => break cp,
-                _ if start.elapsed() > Duration::from_secs(60) => bail!("{} has no final checkpoint of size {size}", net.names[i]),
+                _ if start.elapsed() > Duration::from_secs(60) => {
+                    bail!("{} has no final checkpoint of size {size}", net.names[i])
+                }
                 _ => std::thread::sleep(Duration::from_millis(100)),
             }
         };
-        assert!(cp.signatures >= 3, "checkpoint needs 2f+1 = 3 signatures, has {}", cp.signatures);
+        assert!(
+            cp.signatures >= 3,
+            "checkpoint needs 2f+1 = 3 signatures, has {}",
+            cp.signatures
+        );
         roots.insert(cp.root);
     }
     assert_eq!(roots.len(), 1, "validators disagree on the checkpoint root: {roots:?}");
@@ -176,7 +214,14 @@ fn load_crash_catch_up_and_quorum_loss() -> Result<()> {
 
 fn approve_by(net: &LocalNet, c: &Client, orgs: &[&str], id: TxHash) -> Result<()> {
     for org in orgs {
-        let tx = build(c, org, &org_key(net, org), None, 1000, Payload::Approve { proposal: id })?;
+        let tx = build(
+            c,
+            org,
+            &org_key(net, org),
+            None,
+            1000,
+            Payload::Approve { proposal: id },
+        )?;
         let s = wait_final(c, &c.submit(&tx)?.hash, Duration::from_secs(60))?;
         assert_eq!(s.status, "final", "{org}'s approval: {:?}", s.reason);
     }
@@ -197,14 +242,31 @@ fn governance_add_org_rotate_validator_key_remove_org() -> Result<()> {
 
     // Add an organisation: executed only when the third organisation approves.
     let buyer = SigningKey::ed25519_from_seed(&[42; 32]);
-    let spec = OrgSpec { name: "buyer".into(), roles: vec![Role::Consumer], keys: vec![buyer.public_key()] };
+    let spec = OrgSpec {
+        name: "buyer".into(),
+        roles: vec![Role::Consumer],
+        keys: vec![buyer.public_key()],
+    };
     let id = propose(&net, &c, "city", GovAction::AddOrg(spec))?;
     approve_by(&net, &c, &["maker"], id)?;
     assert!(c.org("buyer").is_err(), "executed before the threshold");
     approve_by(&net, &c, &["vendor"], id)?;
     assert_eq!(c.org("buyer")?.roles, vec!["consumer"]);
-    let tx = build(&c, "buyer", &buyer, None, 1000, Payload::Statement { topic: "hi".into(), body: vec![] })?;
-    assert_eq!(wait_final(&c, &c.submit(&tx)?.hash, Duration::from_secs(60))?.status, "final");
+    let tx = build(
+        &c,
+        "buyer",
+        &buyer,
+        None,
+        1000,
+        Payload::Statement {
+            topic: "hi".into(),
+            body: vec![],
+        },
+    )?;
+    assert_eq!(
+        wait_final(&c, &c.submit(&tx)?.hash, Duration::from_secs(60))?.status,
+        "final"
+    );
 
     // Rotate v-audit's cosigning key: stage the new key on the node, then approve the rotation.
     let new_note = SigningKey::ed25519_from_seed(&[43; 32]);
@@ -213,20 +275,43 @@ fn governance_add_org_rotate_validator_key_remove_org() -> Result<()> {
     net.start(3)?;
     net.wait_ready(3, Duration::from_secs(60))?;
     let effective = c.status()?.height + 40;
-    let rot = GovAction::RotateValidatorKey { validator: "v-audit".into(), new: new_note.public_key(), effective_height: effective };
+    let rot = GovAction::RotateValidatorKey {
+        validator: "v-audit".into(),
+        new: new_note.public_key(),
+        effective_height: effective,
+    };
     let id = propose(&net, &c, "audit", rot)?;
     approve_by(&net, &c, &["maker", "city"], id)?;
     // After the effective height, checkpoints carry v-audit's signature under the new key.
     let want = chipledger_node::checkpoints::verifier_for("v-audit", &new_note.public_key()).expect("verifier");
-    let tx = build(&c, "maker", &org_key(&net, "maker"), None, 1000, Payload::Statement { topic: "after".into(), body: vec![] })?;
+    let tx = build(
+        &c,
+        "maker",
+        &org_key(&net, "maker"),
+        None,
+        1000,
+        Payload::Statement {
+            topic: "after".into(),
+            body: vec![],
+        },
+    )?;
     let start = Instant::now();
     loop {
         let _ = c.submit(&tx);
         let cp = c.checkpoint()?;
         let note = Note::parse(cp.note.as_bytes(), &NoteLimits::default()).expect("note");
-        let signed_by_new = note.signatures.iter().any(|s| s.name == "v-audit" && s.key_id == want.key_id());
+        let signed_by_new = note
+            .signatures
+            .iter()
+            .any(|s| s.name == "v-audit" && s.key_id == want.key_id());
         if cp.height > effective && signed_by_new {
-            assert!(want.verify(&note.text, &note.signatures.iter().find(|s| s.name == "v-audit").unwrap().sig).is_ok());
+            assert!(
+                want.verify(
+                    &note.text,
+                    &note.signatures.iter().find(|s| s.name == "v-audit").unwrap().sig
+                )
+                .is_ok()
+            );
             break;
         }
         if start.elapsed() > Duration::from_secs(90) {
@@ -234,13 +319,26 @@ fn governance_add_org_rotate_validator_key_remove_org() -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(c.status()?.height > effective, "network stopped finalizing after the rotation");
+    assert!(
+        c.status()?.height > effective,
+        "network stopped finalizing after the rotation"
+    );
 
     // Remove the buyer organisation; its transactions are then rejected.
     let id = propose(&net, &c, "city", GovAction::RemoveOrg { org: "buyer".into() })?;
     approve_by(&net, &c, &["maker", "vendor"], id)?;
     assert!(c.org("buyer")?.removed_height.is_some());
-    let tx = build(&c, "buyer", &buyer, Some(99), 1000, Payload::Statement { topic: "x".into(), body: vec![] })?;
+    let tx = build(
+        &c,
+        "buyer",
+        &buyer,
+        Some(99),
+        1000,
+        Payload::Statement {
+            topic: "x".into(),
+            body: vec![],
+        },
+    )?;
     let err = c.submit(&tx).expect_err("removed organisation must be refused");
     assert!(err.to_string().contains("org_removed"), "{err}");
     net.stop_all();

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use chipledger_state::model::{get_org, get_seq, get_validator, org_names, validator_names};
-use chipledger_state::store::{key_hash, StateRead};
+use chipledger_state::store::{StateRead, key_hash};
 use chipledger_types::block::Block;
 use chipledger_types::limits::MAX_TX_BYTES;
 use chipledger_types::merkle::{consistency_proof, inclusion_proof};
@@ -34,7 +34,13 @@ pub struct ApiError(StatusCode, ErrorBody);
 
 impl ApiError {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError(status, ErrorBody { error: code.into(), message: message.into() })
+        ApiError(
+            status,
+            ErrorBody {
+                error: code.into(),
+                message: message.into(),
+            },
+        )
     }
     fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
@@ -56,7 +62,9 @@ impl IntoResponse for ApiError {
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         let status = match &e {
-            SubmitError::Mempool(crate::mempool::MempoolError::Duplicate) | SubmitError::AlreadyFinal(_) => StatusCode::CONFLICT,
+            SubmitError::Mempool(crate::mempool::MempoolError::Duplicate) | SubmitError::AlreadyFinal(_) => {
+                StatusCode::CONFLICT
+            }
             SubmitError::Mempool(_) => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Rejected(_) => StatusCode::BAD_REQUEST,
         };
@@ -81,11 +89,23 @@ pub struct Submitted {
     responses((status = 202, body = Submitted), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn submit_tx(State(c): State<Ctx>, body: Bytes) -> ApiResult<(StatusCode, Json<Submitted>)> {
     if body.len() > MAX_TX_BYTES {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("transaction exceeds {MAX_TX_BYTES} bytes")));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("transaction exceeds {MAX_TX_BYTES} bytes"),
+        ));
     }
     let exec = c.exec.clone();
-    let hash = tokio::task::spawn_blocking(move || exec.submit(body.to_vec(), true)).await.map_err(ApiError::internal)??;
-    Ok((StatusCode::ACCEPTED, Json(Submitted { hash: hash.to_string(), status: "pending".into() })))
+    let hash = tokio::task::spawn_blocking(move || exec.submit(body.to_vec(), true))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Submitted {
+            hash: hash.to_string(),
+            status: "pending".into(),
+        }),
+    ))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -114,21 +134,43 @@ async fn submit_batch(State(c): State<Ctx>, Json(req): Json<BatchRequest>) -> Ap
     let exec = c.exec.clone();
     let items = tokio::task::spawn_blocking(move || {
         let mut accepted = Vec::new();
-        let items: Vec<BatchItem> = req.txs.iter().map(|h| match hex::decode(h) {
-            Err(_) => BatchItem { hash: None, status: "malformed".into(), message: Some("not hex".into()) },
-            Ok(bytes) if bytes.len() > MAX_TX_BYTES => BatchItem { hash: None, status: "too_large".into(), message: None },
-            Ok(bytes) => match exec.submit(bytes.clone(), false) {
-                Ok(hash) => {
-                    accepted.push(bytes);
-                    BatchItem { hash: Some(hash.to_string()), status: "pending".into(), message: None }
-                }
-                Err(e) => BatchItem { hash: None, status: e.code().into(), message: Some(e.to_string()) },
-            },
-        }).collect();
+        let items: Vec<BatchItem> = req
+            .txs
+            .iter()
+            .map(|h| match hex::decode(h) {
+                Err(_) => BatchItem {
+                    hash: None,
+                    status: "malformed".into(),
+                    message: Some("not hex".into()),
+                },
+                Ok(bytes) if bytes.len() > MAX_TX_BYTES => BatchItem {
+                    hash: None,
+                    status: "too_large".into(),
+                    message: None,
+                },
+                Ok(bytes) => match exec.submit(bytes.clone(), false) {
+                    Ok(hash) => {
+                        accepted.push(bytes);
+                        BatchItem {
+                            hash: Some(hash.to_string()),
+                            status: "pending".into(),
+                            message: None,
+                        }
+                    }
+                    Err(e) => BatchItem {
+                        hash: None,
+                        status: e.code().into(),
+                        message: Some(e.to_string()),
+                    },
+                },
+            })
+            .collect();
         let refs: Vec<&[u8]> = accepted.iter().map(|b| b.as_slice()).collect();
         crate::checkpoints::gossip_txs(&exec, &refs);
         items
-    }).await.map_err(ApiError::internal)?;
+    })
+    .await
+    .map_err(ApiError::internal)?;
     Ok(Json(items))
 }
 
@@ -154,7 +196,10 @@ pub struct TxStatusBody {
 }
 
 fn parse_hash(s: &str) -> ApiResult<[u8; 32]> {
-    hex::decode(s).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| ApiError::bad("expected 64 hex characters"))
+    hex::decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::bad("expected 64 hex characters"))
 }
 
 /// Status of a transaction; once final, with its inclusion proof.
@@ -165,11 +210,35 @@ async fn tx_status(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<
     let body = match c.exec.tx_status(&h) {
         TxStatus::Final { height, index } => {
             let proof = proof_for(&c.exec, index)?;
-            TxStatusBody { hash, status: "final".into(), height: Some(height), reason: None, proof: Some(proof) }
+            TxStatusBody {
+                hash,
+                status: "final".into(),
+                height: Some(height),
+                reason: None,
+                proof: Some(proof),
+            }
         }
-        TxStatus::Pending => TxStatusBody { hash, status: "pending".into(), height: None, reason: None, proof: None },
-        TxStatus::Rejected(why) => TxStatusBody { hash, status: "rejected".into(), height: None, reason: Some(why), proof: None },
-        TxStatus::Unknown => TxStatusBody { hash, status: "unknown".into(), height: None, reason: None, proof: None },
+        TxStatus::Pending => TxStatusBody {
+            hash,
+            status: "pending".into(),
+            height: None,
+            reason: None,
+            proof: None,
+        },
+        TxStatus::Rejected(why) => TxStatusBody {
+            hash,
+            status: "rejected".into(),
+            height: None,
+            reason: Some(why),
+            proof: None,
+        },
+        TxStatus::Unknown => TxStatusBody {
+            hash,
+            status: "unknown".into(),
+            height: None,
+            reason: None,
+            proof: None,
+        },
     };
     Ok(Json(body))
 }
@@ -184,7 +253,13 @@ fn proof_for(exec: &Executor, index: u64) -> ApiResult<InclusionProof> {
     };
     let log = inner.db.log().map_err(ApiError::internal)?;
     let hashes = inclusion_proof(&log, index, size).map_err(ApiError::internal)?;
-    Ok(InclusionProof { leaf_index: index, log_size: size, root: hex::encode(root), hashes: hashes.iter().map(hex::encode).collect(), checkpoint })
+    Ok(InclusionProof {
+        leaf_index: index,
+        log_size: size,
+        root: hex::encode(root),
+        hashes: hashes.iter().map(hex::encode).collect(),
+        checkpoint,
+    })
 }
 
 fn parse_final(note: &str) -> Option<(u64, [u8; 32])> {
@@ -210,11 +285,16 @@ pub struct CheckpointBody {
 async fn checkpoint(State(c): State<Ctx>) -> ApiResult<Json<CheckpointBody>> {
     let fin = c.exec.lock().votes.latest_final.clone();
     let (height, note) = fin.ok_or_else(|| ApiError::not_found("no final checkpoint yet"))?;
-    let parsed = chipledger_types::note::Note::parse(note.as_bytes(), &Default::default()).map_err(ApiError::internal)?;
+    let parsed =
+        chipledger_types::note::Note::parse(note.as_bytes(), &Default::default()).map_err(ApiError::internal)?;
     let (log_size, root) = parse_final(&note).ok_or_else(|| ApiError::internal("stored checkpoint unreadable"))?;
     Ok(Json(CheckpointBody {
-        height, log_size, root: hex::encode(root), signatures: parsed.signatures.len(),
-        quorum: c.exec.genesis_config().quorum(), note,
+        height,
+        log_size,
+        root: hex::encode(root),
+        signatures: parsed.signatures.len(),
+        quorum: c.exec.genesis_config().quorum(),
+        note,
     }))
 }
 
@@ -237,11 +317,18 @@ pub struct ConsistencyBody {
 async fn consistency(State(c): State<Ctx>, Query(q): Query<ConsistencyQuery>) -> ApiResult<Json<ConsistencyBody>> {
     let inner = c.exec.lock();
     if q.to > inner.tip.frontier.size() {
-        return Err(ApiError::bad(format!("log has only {} leaves", inner.tip.frontier.size())));
+        return Err(ApiError::bad(format!(
+            "log has only {} leaves",
+            inner.tip.frontier.size()
+        )));
     }
     let log = inner.db.log().map_err(ApiError::internal)?;
     let hashes = consistency_proof(&log, q.from, q.to).map_err(|e| ApiError::bad(e.to_string()))?;
-    Ok(Json(ConsistencyBody { from: q.from, to: q.to, hashes: hashes.iter().map(hex::encode).collect() }))
+    Ok(Json(ConsistencyBody {
+        from: q.from,
+        to: q.to,
+        hashes: hashes.iter().map(hex::encode).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -256,12 +343,21 @@ pub struct InclusionQuery {
 async fn inclusion(State(c): State<Ctx>, Query(q): Query<InclusionQuery>) -> ApiResult<Json<InclusionProof>> {
     let inner = c.exec.lock();
     if q.size > inner.tip.frontier.size() {
-        return Err(ApiError::bad(format!("log has only {} leaves", inner.tip.frontier.size())));
+        return Err(ApiError::bad(format!(
+            "log has only {} leaves",
+            inner.tip.frontier.size()
+        )));
     }
     let log = inner.db.log().map_err(ApiError::internal)?;
     let hashes = inclusion_proof(&log, q.index, q.size).map_err(|e| ApiError::bad(e.to_string()))?;
     let root = chipledger_types::merkle::root_from_store(&log, q.size).map_err(ApiError::internal)?;
-    Ok(Json(InclusionProof { leaf_index: q.index, log_size: q.size, root: hex::encode(root), hashes: hashes.iter().map(hex::encode).collect(), checkpoint: None }))
+    Ok(Json(InclusionProof {
+        leaf_index: q.index,
+        log_size: q.size,
+        root: hex::encode(root),
+        hashes: hashes.iter().map(hex::encode).collect(),
+        checkpoint: None,
+    }))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -280,8 +376,15 @@ pub struct HeaderBody {
 impl HeaderBody {
     fn of(h: &chipledger_types::block::BlockHeader) -> Self {
         HeaderBody {
-            height: h.height, digest: hex::encode(h.digest()), parent: hex::encode(h.parent), timestamp_ms: h.timestamp_ms,
-            proposer: h.proposer, tx_count: h.tx_count, log_size: h.log_size, log_root: hex::encode(h.log_root), state_root: hex::encode(h.state_root),
+            height: h.height,
+            digest: hex::encode(h.digest()),
+            parent: hex::encode(h.parent),
+            timestamp_ms: h.timestamp_ms,
+            proposer: h.proposer,
+            tx_count: h.tx_count,
+            log_size: h.log_size,
+            log_root: hex::encode(h.log_root),
+            state_root: hex::encode(h.state_root),
         }
     }
 }
@@ -346,7 +449,16 @@ fn org_body(s: &dyn StateRead, o: chipledger_state::model::OrgRecord) -> ApiResu
     Ok(OrgBody {
         last_seq: get_seq(s, &o.name).map_err(ApiError::internal)?,
         roles: o.roles.iter().map(|r| r.name().to_string()).collect(),
-        keys: o.keys.iter().map(|k| KeyBody { key: k.key.to_string(), key_id: hex::encode(k.key.id().0), from_height: k.from_height, until_height: k.until_height }).collect(),
+        keys: o
+            .keys
+            .iter()
+            .map(|k| KeyBody {
+                key: k.key.to_string(),
+                key_id: hex::encode(k.key.id().0),
+                from_height: k.from_height,
+                until_height: k.until_height,
+            })
+            .collect(),
         name: o.name,
         added_height: o.added_height,
         removed_height: o.removed_height,
@@ -359,7 +471,9 @@ fn org_body(s: &dyn StateRead, o: chipledger_state::model::OrgRecord) -> ApiResu
 async fn org(State(c): State<Ctx>, Path(name): Path<String>) -> ApiResult<Json<OrgBody>> {
     let inner = c.exec.lock();
     let s = inner.db.state().map_err(ApiError::internal)?;
-    let o = get_org(&s, &name).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no organisation '{name}'")))?;
+    let o = get_org(&s, &name)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no organisation '{name}'")))?;
     Ok(Json(org_body(&s, o)?))
 }
 
@@ -383,11 +497,18 @@ async fn validators(State(c): State<Ctx>) -> ApiResult<Json<Vec<ValidatorBody>>>
     let height = inner.tip.height;
     let mut out = Vec::new();
     for name in validator_names(&s).map_err(ApiError::internal)? {
-        let Some(v) = get_validator(&s, &name).map_err(ApiError::internal)? else { continue };
+        let Some(v) = get_validator(&s, &name).map_err(ApiError::internal)? else {
+            continue;
+        };
         let spec = c.exec.genesis_config().validators.get(v.index as usize);
         out.push(ValidatorBody {
-            note_verifier_key: v.note_key_at(height).and_then(|k| crate::checkpoints::verifier_for(&v.name, k)).map(|k| k.to_string()),
-            org: v.org, index: v.index, consensus_key: hex::encode(v.consensus_key),
+            note_verifier_key: v
+                .note_key_at(height)
+                .and_then(|k| crate::checkpoints::verifier_for(&v.name, k))
+                .map(|k| k.to_string()),
+            org: v.org,
+            index: v.index,
+            consensus_key: hex::encode(v.consensus_key),
             p2p_address: spec.map(|s| s.p2p_address.clone()).unwrap_or_default(),
             api_url: spec.map(|s| s.api_url.clone()).unwrap_or_default(),
             name: v.name,
@@ -473,11 +594,17 @@ async fn state_proof(State(c): State<Ctx>, Query(q): Query<StateQuery>) -> ApiRe
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], c.exec.metrics().render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        c.exec.metrics().render(),
+    )
 }
 
 #[derive(OpenApi)]
-#[openapi(info(title = "chipledger validator API", description = "Submit transactions, read blocks, proofs, checkpoints and state."))]
+#[openapi(info(
+    title = "chipledger validator API",
+    description = "Submit transactions, read blocks, proofs, checkpoints and state."
+))]
 struct ApiDoc;
 
 /// The router and its OpenAPI document.
@@ -500,11 +627,16 @@ pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let doc = Arc::new(api.clone());
     let router = router
-        .route("/openapi.json", axum::routing::get(move || {
-            let doc = doc.clone();
-            async move { Json((*doc).clone()) }
-        }))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BATCH_TXS * (MAX_TX_BYTES * 2 + 8)));
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json((*doc).clone()) }
+            }),
+        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BATCH_TXS * (MAX_TX_BYTES * 2 + 8),
+        ));
     (router, api)
 }
 

@@ -12,7 +12,7 @@ use chipledger_types::block::BlockHeader;
 use chipledger_types::cbor::{Decoder, Encoder, Limits};
 use chipledger_types::checkpoint::Checkpoint;
 use chipledger_types::keys::PublicKey;
-use chipledger_types::note::{Note, NoteSignature, SignerKey, VerifierKey, SIG_TYPE_ED25519};
+use chipledger_types::note::{Note, NoteSignature, SIG_TYPE_ED25519, SignerKey, VerifierKey};
 use tracing::{debug, warn};
 
 use crate::db::Db;
@@ -46,15 +46,23 @@ pub struct Votes {
 
 impl Votes {
     pub fn new(db: &Db) -> Result<Votes> {
-        Ok(Votes { by_height: BTreeMap::new(), latest_final: db.checkpoint_at_or_below(None)? })
+        Ok(Votes {
+            by_height: BTreeMap::new(),
+            latest_final: db.checkpoint_at_or_below(None)?,
+        })
     }
 }
 
 /// The checkpoint body for a block.
 pub fn checkpoint_text(origin: &str, header: &BlockHeader) -> String {
-    Checkpoint { origin: origin.into(), size: header.log_size, root: header.log_root, extensions: vec![] }
-        .to_text()
-        .expect("origin is a valid checkpoint origin")
+    Checkpoint {
+        origin: origin.into(),
+        size: header.log_size,
+        root: header.log_root,
+        extensions: vec![],
+    }
+    .to_text()
+    .expect("origin is a valid checkpoint origin")
 }
 
 /// The note verifier key of validator `name` for an Ed25519 cosigning key.
@@ -67,7 +75,7 @@ pub fn verifier_for(name: &str, key: &PublicKey) -> Option<VerifierKey> {
 /// Sign our checkpoint for a just-finalized block, gossip the signature, and count it.
 pub(crate) fn on_finalized(exec: &Executor, header: &BlockHeader) {
     // Empty blocks leave the log unchanged: cosign them only as a periodic heartbeat.
-    if header.tx_count == 0 && header.height % CHECKPOINT_HEARTBEAT_BLOCKS != 0 {
+    if header.tx_count == 0 && !header.height.is_multiple_of(CHECKPOINT_HEARTBEAT_BLOCKS) {
         return;
     }
     let shared = &exec.shared;
@@ -86,9 +94,18 @@ pub(crate) fn on_finalized(exec: &Executor, header: &BlockHeader) {
     inner.votes.by_height.entry(header.height).or_default().body = Some(body.clone());
     let mine = signer.and_then(|s| s.sign(&body).ok());
     if let Some(sig) = &mine {
-        inner.votes.by_height.entry(header.height).or_default().sigs.insert(me.index, sig.clone());
+        inner
+            .votes
+            .by_height
+            .entry(header.height)
+            .or_default()
+            .sigs
+            .insert(me.index, sig.clone());
     } else {
-        warn!(height = header.height, "no cosigning key matches this validator's key on the ledger; not signing");
+        warn!(
+            height = header.height,
+            "no cosigning key matches this validator's key on the ledger; not signing"
+        );
     }
     let early = std::mem::take(&mut inner.votes.by_height.entry(header.height).or_default().early);
     for (index, sig) in early {
@@ -98,7 +115,11 @@ pub(crate) fn on_finalized(exec: &Executor, header: &BlockHeader) {
     drop(inner);
     if let (Some(sig), Some(engine)) = (mine, shared.engine.get()) {
         let mut e = Encoder::new();
-        e.array(4).uint(MSG_CHECKPOINT_SIG).uint(header.height).uint(me.index as u64).bytes(&sig.sig);
+        e.array(4)
+            .uint(MSG_CHECKPOINT_SIG)
+            .uint(header.height)
+            .uint(me.index as u64)
+            .bytes(&sig.sig);
         if let Err(err) = engine.gossip(e.into_bytes()) {
             debug!(%err, "checkpoint signature not gossiped");
         }
@@ -107,29 +128,56 @@ pub(crate) fn on_finalized(exec: &Executor, header: &BlockHeader) {
 
 /// Verify a cosignature from validator `index` and record it.
 fn accept(exec: &Executor, inner: &mut crate::executor::Inner, height: u64, index: u32, sig: &[u8; 64]) {
-    let Some(v) = exec.shared.genesis.validators.get(index as usize) else { return };
-    let Some(body) = inner.votes.by_height.get(&height).and_then(|hv| hv.body.clone()) else { return };
-    let Ok(state) = inner.db.state() else { return };
-    let Some(key) = get_validator(&state, &v.name).ok().flatten().and_then(|r| r.note_key_at(height).copied()) else {
+    let Some(v) = exec.shared.genesis.validators.get(index as usize) else {
         return;
     };
-    let Some(verifier) = verifier_for(&v.name, &key) else { return };
+    let Some(body) = inner.votes.by_height.get(&height).and_then(|hv| hv.body.clone()) else {
+        return;
+    };
+    let Ok(state) = inner.db.state() else { return };
+    let Some(key) = get_validator(&state, &v.name)
+        .ok()
+        .flatten()
+        .and_then(|r| r.note_key_at(height).copied())
+    else {
+        return;
+    };
+    let Some(verifier) = verifier_for(&v.name, &key) else {
+        return;
+    };
     if verifier.verify(&body, sig).is_err() {
         warn!(validator = %v.name, height, "invalid checkpoint cosignature ignored");
         return;
     }
-    let line = NoteSignature { name: v.name.clone(), key_id: verifier.key_id(), sig: sig.to_vec() };
-    inner.votes.by_height.entry(height).or_default().sigs.insert(index, line);
+    let line = NoteSignature {
+        name: v.name.clone(),
+        key_id: verifier.key_id(),
+        sig: sig.to_vec(),
+    };
+    inner
+        .votes
+        .by_height
+        .entry(height)
+        .or_default()
+        .sigs
+        .insert(index, line);
 }
 
 fn try_finalize(exec: &Executor, inner: &mut crate::executor::Inner, height: u64) {
     let quorum = exec.shared.genesis.quorum();
-    let Some(hv) = inner.votes.by_height.get(&height) else { return };
-    let (Some(body), true) = (&hv.body, hv.sigs.len() >= quorum) else { return };
+    let Some(hv) = inner.votes.by_height.get(&height) else {
+        return;
+    };
+    let (Some(body), true) = (&hv.body, hv.sigs.len() >= quorum) else {
+        return;
+    };
     if inner.votes.latest_final.as_ref().is_some_and(|(h, _)| *h >= height) {
         return;
     }
-    let note = Note { text: body.clone(), signatures: hv.sigs.values().cloned().collect() };
+    let note = Note {
+        text: body.clone(),
+        signatures: hv.sigs.values().cloned().collect(),
+    };
     let Ok(text) = note.encode() else { return };
     if let Err(e) = inner.db.put_checkpoint(height, &text) {
         warn!(error = %e, "storing final checkpoint failed");
@@ -141,8 +189,15 @@ fn try_finalize(exec: &Executor, inner: &mut crate::executor::Inner, height: u64
 
 /// Handle a gossip message from another validator.
 pub(crate) fn on_gossip(exec: &Executor, from: [u8; 32], message: &[u8]) {
-    let limits = Limits { input_bytes_max: 64 * 1024, string_bytes_max: 64 * 1024, array_items_max: TXS_PER_GOSSIP_MAX, depth_max: 4 };
-    let Ok(mut d) = Decoder::new(message, limits) else { return };
+    let limits = Limits {
+        input_bytes_max: 64 * 1024,
+        string_bytes_max: 64 * 1024,
+        array_items_max: TXS_PER_GOSSIP_MAX,
+        depth_max: 4,
+    };
+    let Ok(mut d) = Decoder::new(message, limits) else {
+        return;
+    };
     let parsed = (|| -> Result<(), chipledger_types::cbor::DecodeError> {
         let n = d.array()?;
         match d.uint()? {
@@ -168,7 +223,9 @@ pub(crate) fn on_gossip(exec: &Executor, from: [u8; 32], message: &[u8]) {
 
 fn on_checkpoint_sig(exec: &Executor, from: [u8; 32], height: u64, index: u32, sig: [u8; 64]) {
     // The sender must be the validator whose index it claims (p2p authenticates `from`).
-    let Some(v) = exec.shared.genesis.validators.get(index as usize) else { return };
+    let Some(v) = exec.shared.genesis.validators.get(index as usize) else {
+        return;
+    };
     if v.consensus_key != from {
         return;
     }

@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use chipledger_types::genesis::{Genesis, Policy, ValidatorSpec};
 use chipledger_types::keys::{PublicKey, SigningKey};
 use chipledger_types::tx::{OrgSpec, Role};
@@ -30,12 +30,22 @@ pub struct KeyFile {
 
 impl KeyFile {
     pub fn of(key: &SigningKey) -> Self {
-        let kind = match key { SigningKey::Ed25519(_) => "ed25519", SigningKey::P256(_) => "p256" };
-        KeyFile { kind: kind.into(), secret: hex::encode(key.secret_bytes()), public: key.public_key().to_string() }
+        let kind = match key {
+            SigningKey::Ed25519(_) => "ed25519",
+            SigningKey::P256(_) => "p256",
+        };
+        KeyFile {
+            kind: kind.into(),
+            secret: hex::encode(key.secret_bytes()),
+            public: key.public_key().to_string(),
+        }
     }
 
     pub fn signing_key(&self) -> Result<SigningKey> {
-        let secret: [u8; 32] = hex::decode(&self.secret).ok().and_then(|b| b.try_into().ok()).context("secret must be 64 hex characters")?;
+        let secret: [u8; 32] = hex::decode(&self.secret)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("secret must be 64 hex characters")?;
         let key = match self.kind.as_str() {
             "ed25519" => SigningKey::ed25519_from_seed(&secret),
             "p256" => SigningKey::p256_from_bytes(&secret).map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -49,7 +59,8 @@ impl KeyFile {
 
     pub fn read(path: &Path) -> Result<SigningKey> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
-        let kf: KeyFile = serde_json::from_str(&text).with_context(|| format!("parsing key file {}", path.display()))?;
+        let kf: KeyFile =
+            serde_json::from_str(&text).with_context(|| format!("parsing key file {}", path.display()))?;
         kf.signing_key().with_context(|| format!("key file {}", path.display()))
     }
 
@@ -65,7 +76,12 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(text.as_bytes())?;
     Ok(())
@@ -108,25 +124,58 @@ pub struct ValidatorFile {
 
 impl GenesisFile {
     pub fn to_genesis(&self) -> Result<Genesis> {
-        let orgs = self.orgs.iter().map(|o| {
-            Ok(OrgSpec {
-                name: o.name.clone(),
-                roles: o.roles.iter().map(|r| Role::from_name(r).with_context(|| format!("unknown role '{r}'"))).collect::<Result<_>>()?,
-                keys: o.keys.iter().map(|k| k.parse::<PublicKey>().map_err(|e| anyhow::anyhow!("org {}: key {k}: {e}", o.name))).collect::<Result<_>>()?,
+        let orgs = self
+            .orgs
+            .iter()
+            .map(|o| {
+                Ok(OrgSpec {
+                    name: o.name.clone(),
+                    roles: o
+                        .roles
+                        .iter()
+                        .map(|r| Role::from_name(r).with_context(|| format!("unknown role '{r}'")))
+                        .collect::<Result<_>>()?,
+                    keys: o
+                        .keys
+                        .iter()
+                        .map(|k| {
+                            k.parse::<PublicKey>()
+                                .map_err(|e| anyhow::anyhow!("org {}: key {k}: {e}", o.name))
+                        })
+                        .collect::<Result<_>>()?,
+                })
             })
-        }).collect::<Result<Vec<_>>>()?;
-        let validators = self.validators.iter().map(|v| {
-            let ck: [u8; 32] = hex::decode(&v.consensus_key).ok().and_then(|b| b.try_into().ok())
-                .with_context(|| format!("validator {}: consensus_key must be 64 hex characters", v.name))?;
-            Ok(ValidatorSpec {
-                name: v.name.clone(), org: v.org.clone(), consensus_key: ck,
-                note_key: v.note_key.parse().map_err(|e| anyhow::anyhow!("validator {}: note_key: {e}", v.name))?,
-                p2p_address: v.p2p_address.clone(), api_url: v.api_url.clone(),
+            .collect::<Result<Vec<_>>>()?;
+        let validators = self
+            .validators
+            .iter()
+            .map(|v| {
+                let ck: [u8; 32] = hex::decode(&v.consensus_key)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .with_context(|| format!("validator {}: consensus_key must be 64 hex characters", v.name))?;
+                Ok(ValidatorSpec {
+                    name: v.name.clone(),
+                    org: v.org.clone(),
+                    consensus_key: ck,
+                    note_key: v
+                        .note_key
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("validator {}: note_key: {e}", v.name))?,
+                    p2p_address: v.p2p_address.clone(),
+                    api_url: v.api_url.clone(),
+                })
             })
-        }).collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let g = Genesis {
-            chain_id: self.chain_id.clone(), timestamp_ms: self.timestamp_ms, orgs, validators,
-            policy: Policy { governance_threshold: self.policy.governance_threshold, proposal_ttl_blocks: self.policy.proposal_ttl_blocks },
+            chain_id: self.chain_id.clone(),
+            timestamp_ms: self.timestamp_ms,
+            orgs,
+            validators,
+            policy: Policy {
+                governance_threshold: self.policy.governance_threshold,
+                proposal_ttl_blocks: self.policy.proposal_ttl_blocks,
+            },
         };
         g.validate().map_err(|e| anyhow::anyhow!("genesis is invalid: {e}"))?;
         Ok(g)
@@ -188,14 +237,21 @@ pub fn p2p_port(base: u16, i: usize) -> u16 {
 /// Generate keys and genesis for one validator per organisation. Refuses to overwrite.
 pub fn init(opts: &InitOptions) -> Result<Genesis> {
     if opts.out.join("genesis.json").exists() {
-        bail!("{} already holds a network (genesis.json exists); choose another --out", opts.out.display());
+        bail!(
+            "{} already holds a network (genesis.json exists); choose another --out",
+            opts.out.display()
+        );
     }
     let n = opts.orgs.len();
     if n == 0 || (opts.hosts.len() != 1 && opts.hosts.len() != n) {
         bail!("give one host for all validators or one per organisation ({n})");
     }
     let mut rng = rand::rng();
-    let mut seed = || { let mut s = [0u8; 32]; rand::RngExt::fill(&mut rng, &mut s); s };
+    let mut seed = || {
+        let mut s = [0u8; 32];
+        rand::RngExt::fill(&mut rng, &mut s);
+        s
+    };
     let (mut orgs, mut validators) = (Vec::new(), Vec::new());
     for (i, (org, role)) in opts.orgs.iter().enumerate() {
         let host = &opts.hosts[if opts.hosts.len() == 1 { 0 } else { i }];
@@ -206,7 +262,10 @@ pub fn init(opts: &InitOptions) -> Result<Genesis> {
         let dir = opts.out.join(&name);
         KeyFile::write(&opts.out.join("orgs").join(format!("{org}.key")), &org_key)?;
         KeyFile::write(&dir.join("keys/org.key"), &org_key)?;
-        KeyFile::write(&dir.join("keys/consensus.key"), &SigningKey::ed25519_from_seed(&consensus))?;
+        KeyFile::write(
+            &dir.join("keys/consensus.key"),
+            &SigningKey::ed25519_from_seed(&consensus),
+        )?;
         KeyFile::write(&dir.join("keys/note.key"), &note)?;
         let node = NodeFile {
             name: name.clone(),
@@ -215,19 +274,33 @@ pub fn init(opts: &InitOptions) -> Result<Genesis> {
             allow_private_ips: true,
         };
         std::fs::write(dir.join("node.toml"), toml::to_string(&node)?)?;
-        orgs.push(OrgFile { name: org.clone(), roles: vec![role.name().into()], keys: vec![org_key.public_key().to_string()] });
+        orgs.push(OrgFile {
+            name: org.clone(),
+            roles: vec![role.name().into()],
+            keys: vec![org_key.public_key().to_string()],
+        });
         validators.push(ValidatorFile {
-            name, org: org.clone(),
+            name,
+            org: org.clone(),
             consensus_key: hex::encode(ed25519_public(&consensus)),
             note_key: note.public_key().to_string(),
             p2p_address: format!("{host}:{}", p2p_port(opts.base_port, i)),
             api_url: format!("http://{host}:{}", api_port(opts.base_port, i)),
         });
     }
-    let threshold = opts.governance_threshold.unwrap_or((2 * n as u32) / 3 + 1).min(n as u32);
+    let threshold = opts
+        .governance_threshold
+        .unwrap_or((2 * n as u32) / 3 + 1)
+        .min(n as u32);
     let file = GenesisFile {
-        chain_id: opts.chain_id.clone(), timestamp_ms: opts.timestamp_ms,
-        policy: PolicyFile { governance_threshold: threshold, proposal_ttl_blocks: 100_000 }, orgs, validators,
+        chain_id: opts.chain_id.clone(),
+        timestamp_ms: opts.timestamp_ms,
+        policy: PolicyFile {
+            governance_threshold: threshold,
+            proposal_ttl_blocks: 100_000,
+        },
+        orgs,
+        validators,
     };
     let genesis = file.to_genesis()?;
     let text = serde_json::to_string_pretty(&file)? + "\n";
@@ -257,10 +330,16 @@ pub struct LoadedNode {
 
 /// Load and cross-check a node directory.
 pub fn load(dir: &Path) -> Result<LoadedNode> {
-    let node: NodeFile = toml::from_str(&std::fs::read_to_string(dir.join("node.toml")).with_context(|| format!("reading {}/node.toml", dir.display()))?)
-        .with_context(|| format!("parsing {}/node.toml", dir.display()))?;
+    let node: NodeFile = toml::from_str(
+        &std::fs::read_to_string(dir.join("node.toml"))
+            .with_context(|| format!("reading {}/node.toml", dir.display()))?,
+    )
+    .with_context(|| format!("parsing {}/node.toml", dir.display()))?;
     let genesis = GenesisFile::read(&dir.join("genesis.json"))?;
-    let index = genesis.validators.iter().position(|v| v.name == node.name)
+    let index = genesis
+        .validators
+        .iter()
+        .position(|v| v.name == node.name)
         .with_context(|| format!("validator '{}' is not in genesis", node.name))?;
     let consensus_seed = KeyFile::read(&dir.join("keys/consensus.key"))?.secret_bytes();
     if ed25519_public(&consensus_seed) != genesis.validators[index].consensus_key {
@@ -275,5 +354,12 @@ pub fn load(dir: &Path) -> Result<LoadedNode> {
             note_seeds.push(KeyFile::read(&p)?.secret_bytes());
         }
     }
-    Ok(LoadedNode { dir: dir.to_path_buf(), node, genesis, index, consensus_seed, note_seeds })
+    Ok(LoadedNode {
+        dir: dir.to_path_buf(),
+        node,
+        genesis,
+        index,
+        consensus_seed,
+        note_seeds,
+    })
 }

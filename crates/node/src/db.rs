@@ -60,7 +60,8 @@ impl Db {
     /// Height of the last committed block, `None` for a fresh database.
     pub fn height(&self) -> Result<Option<u64>> {
         let t = self.db.begin_read()?.open_table(META)?;
-        Ok(t.get(META_HEIGHT)?.map(|v| u64::from_be_bytes(v.value().try_into().unwrap_or([0; 8]))))
+        Ok(t.get(META_HEIGHT)?
+            .map(|v| u64::from_be_bytes(v.value().try_into().unwrap_or([0; 8]))))
     }
 
     pub fn frontier(&self) -> Result<Frontier> {
@@ -138,12 +139,16 @@ impl Db {
 
     /// A read snapshot of the finalized state.
     pub fn state(&self) -> Result<DbState> {
-        Ok(DbState { table: self.db.begin_read()?.open_table(STATE)? })
+        Ok(DbState {
+            table: self.db.begin_read()?.open_table(STATE)?,
+        })
     }
 
     /// A read snapshot of the log's stored nodes.
     pub fn log(&self) -> Result<DbLog> {
-        Ok(DbLog { table: self.db.begin_read()?.open_table(LOG_NODES)? })
+        Ok(DbLog {
+            table: self.db.begin_read()?.open_table(LOG_NODES)?,
+        })
     }
 
     /// Every state entry, in key order (start-up rebuild of the state map).

@@ -10,16 +10,16 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use chipledger_state::smt::Smt;
-use chipledger_state::store::{update_smt, Overlay, StateRead, WriteSet};
-use chipledger_state::{apply_tx, genesis_writes, BlockContext, SignatureCheck, TxError};
-use chipledger_types::block::{Block, BlockHeader, BLOCK_VERSION};
+use chipledger_state::store::{Overlay, StateRead, WriteSet, update_smt};
+use chipledger_state::{BlockContext, SignatureCheck, TxError, apply_tx, genesis_writes};
+use chipledger_types::block::{BLOCK_VERSION, Block, BlockHeader};
 use chipledger_types::cbor::{Decode, Decoder, Encode, Limits};
 use chipledger_types::genesis::Genesis;
 use chipledger_types::keys::{PublicKey, SignatureError};
 use chipledger_types::limits::{MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
-use chipledger_types::merkle::{hash_leaf, Frontier};
+use chipledger_types::merkle::{Frontier, hash_leaf};
 use chipledger_types::tx::{SignedTx, TxHash};
 use tracing::{error, info, warn};
 
@@ -170,7 +170,14 @@ pub fn genesis_block(genesis: &Genesis) -> (Block, WriteSet, Smt) {
         log_root: chipledger_types::merkle::empty_root(),
         state_root: smt.root(),
     };
-    (Block { header, txs: Vec::new() }, writes, smt)
+    (
+        Block {
+            header,
+            txs: Vec::new(),
+        },
+        writes,
+        smt,
+    )
 }
 
 /// Decode just the header of an encoded block.
@@ -190,8 +197,14 @@ impl Executor {
         if db.height()?.is_none() {
             let frontier = Frontier::new();
             db.commit_block(&BlockCommit {
-                height: 0, digest: gblock.digest(), block: &genesis_bytes, writes: &gwrites,
-                tx_hashes: &[], first_leaf: 0, log_nodes: &[], frontier: &frontier,
+                height: 0,
+                digest: gblock.digest(),
+                block: &genesis_bytes,
+                writes: &gwrites,
+                tx_hashes: &[],
+                first_leaf: 0,
+                log_nodes: &[],
+                frontier: &frontier,
             })?;
         }
         let tip = load_tip(&db)?;
@@ -204,14 +217,26 @@ impl Executor {
         metrics.set_height(tip.height, tip.frontier.size());
         let votes = Votes::new(&db)?;
         let inner = Inner {
-            db, tip, pending: HashMap::new(), mempool: Mempool::default(),
-            rejected: HashMap::new(), rejected_order: VecDeque::new(), votes,
+            db,
+            tip,
+            pending: HashMap::new(),
+            mempool: Mempool::default(),
+            rejected: HashMap::new(),
+            rejected_order: VecDeque::new(),
+            votes,
         };
         let shared = Shared {
-            genesis, genesis_block: genesis_bytes, me, engine: OnceLock::new(), metrics,
+            genesis,
+            genesis_block: genesis_bytes,
+            me,
+            engine: OnceLock::new(),
+            metrics,
             sig_cache: Mutex::new(SigCache::default()),
         };
-        Ok(Executor { inner: Arc::new(Mutex::new(inner)), shared: Arc::new(shared) })
+        Ok(Executor {
+            inner: Arc::new(Mutex::new(inner)),
+            shared: Arc::new(shared),
+        })
     }
 
     /// Give the executor the running engine's handle (for gossip).
@@ -236,7 +261,11 @@ impl Executor {
     }
 
     fn ctx<'a>(&'a self, height: u64, timestamp_ms: u64) -> BlockContext<'a> {
-        BlockContext { chain_id: &self.shared.genesis.chain_id, height, timestamp_ms }
+        BlockContext {
+            chain_id: &self.shared.genesis.chain_id,
+            height,
+            timestamp_ms,
+        }
     }
 
     /// Admit a transaction to the mempool after checking it against the finalized state.
@@ -304,7 +333,10 @@ pub enum TxStatus {
 }
 
 fn corrupt(e: &anyhow::Error) -> TxError {
-    TxError::Corrupt { key: "db".into(), why: e.to_string() }
+    TxError::Corrupt {
+        key: "db".into(),
+        why: e.to_string(),
+    }
 }
 
 fn load_tip(db: &Db) -> Result<Tip> {
@@ -322,7 +354,13 @@ fn load_tip(db: &Db) -> Result<Tip> {
     if smt.root() != header.state_root || frontier.root() != header.log_root || frontier.size() != header.log_size {
         bail!("stored state does not match the header of block {height}: the database is damaged");
     }
-    Ok(Tip { height, digest: header.digest(), header, smt, frontier })
+    Ok(Tip {
+        height,
+        digest: header.digest(),
+        header,
+        smt,
+        frontier,
+    })
 }
 
 /// How `execute` treats a transaction that fails.
@@ -354,7 +392,10 @@ impl Executor {
         let height = parent.header.height + 1;
         let ctx = self.ctx(height, timestamp_ms);
         let empty = WriteSet::new();
-        let view = Overlay { base, writes: parent.writes.unwrap_or(&empty) };
+        let view = Overlay {
+            base,
+            writes: parent.writes.unwrap_or(&empty),
+        };
         let sigs = CachedCheck(&self.shared.sig_cache);
         let (mut own, mut kept, mut failed) = (WriteSet::new(), Vec::new(), Vec::new());
         let mut frontier = parent.frontier.clone();
@@ -378,12 +419,30 @@ impl Executor {
         let mut writes = parent.writes.cloned().unwrap_or_default();
         writes.extend(own);
         let header = BlockHeader {
-            version: BLOCK_VERSION, height, parent: parent.digest, timestamp_ms, proposer,
-            tx_count: kept.len() as u32, log_size: frontier.size(), log_root: frontier.root(), state_root: smt.root(),
+            version: BLOCK_VERSION,
+            height,
+            parent: parent.digest,
+            timestamp_ms,
+            proposer,
+            tx_count: kept.len() as u32,
+            log_size: frontier.size(),
+            log_root: frontier.root(),
+            state_root: smt.root(),
         };
         let tx_hashes = kept.iter().map(|(h, _)| h.0).collect();
-        let block = Block { header: header.clone(), txs: kept.into_iter().map(|(_, t)| t.to_vec()).collect() };
-        let pending = Pending { header, block: block.to_cbor(), writes, smt, frontier, included, tx_hashes };
+        let block = Block {
+            header: header.clone(),
+            txs: kept.into_iter().map(|(_, t)| t.to_vec()).collect(),
+        };
+        let pending = Pending {
+            header,
+            block: block.to_cbor(),
+            writes,
+            smt,
+            frontier,
+            included,
+            tx_hashes,
+        };
         Ok(Executed { pending, failed })
     }
 
@@ -391,10 +450,22 @@ impl Executor {
     fn parent_view<'a>(inner: &'a Inner, digest: &[u8; 32]) -> Option<ParentView<'a>> {
         if *digest == inner.tip.digest {
             let t = &inner.tip;
-            return Some(ParentView { header: &t.header, digest: t.digest, writes: None, smt: &t.smt, frontier: &t.frontier, included: None });
+            return Some(ParentView {
+                header: &t.header,
+                digest: t.digest,
+                writes: None,
+                smt: &t.smt,
+                frontier: &t.frontier,
+                included: None,
+            });
         }
         inner.pending.get(digest).map(|p| ParentView {
-            header: &p.header, digest: *digest, writes: Some(&p.writes), smt: &p.smt, frontier: &p.frontier, included: Some(&p.included),
+            header: &p.header,
+            digest: *digest,
+            writes: Some(&p.writes),
+            smt: &p.smt,
+            frontier: &p.frontier,
+            included: Some(&p.included),
         })
     }
 
@@ -410,7 +481,16 @@ impl Executor {
             .into_iter()
             .map(|(_, b)| b)
             .collect();
-        let exec = self.execute(&state, &parent, timestamp_ms, self.shared.me.index, candidates, Mode::Propose).ok()?;
+        let exec = self
+            .execute(
+                &state,
+                &parent,
+                timestamp_ms,
+                self.shared.me.index,
+                candidates,
+                Mode::Propose,
+            )
+            .ok()?;
         for (hash, err) in exec.failed {
             if matches!(err, TxError::SeqGap { .. }) {
                 continue;
@@ -444,7 +524,9 @@ impl Executor {
             return Err("unknown proposer".into());
         }
         let txs = b.txs.into_iter().map(Arc::new).collect();
-        let exec = self.execute(&state, &parent, h.timestamp_ms, h.proposer, txs, Mode::Verify).map_err(|e| e.to_string())?;
+        let exec = self
+            .execute(&state, &parent, h.timestamp_ms, h.proposer, txs, Mode::Verify)
+            .map_err(|e| e.to_string())?;
         if exec.pending.header != b.header {
             return Err("header does not match the executed block (state, log or count)".into());
         }
@@ -462,10 +544,8 @@ impl Executor {
             let inner = self.lock();
             digest == inner.tip.digest || inner.pending.contains_key(&digest) || header.height <= inner.tip.height
         };
-        if !known {
-            if let Err(why) = self.check(header.parent, block, u64::MAX - MAX_CLOCK_SKEW_MS) {
-                warn!(%why, height = header.height, "cannot execute a parent block we missed");
-            }
+        if !known && let Err(why) = self.check(header.parent, block, u64::MAX - MAX_CLOCK_SKEW_MS) {
+            warn!(%why, height = header.height, "cannot execute a parent block we missed");
         }
         Some(digest)
     }
@@ -479,18 +559,29 @@ impl Executor {
             return Ok(false);
         }
         if header.height != inner.tip.height + 1 || header.parent != inner.tip.digest {
-            bail!("finalized block {} does not extend the tip {}", header.height, inner.tip.height);
+            bail!(
+                "finalized block {} does not extend the tip {}",
+                header.height,
+                inner.tip.height
+            );
         }
         let pending = match inner.pending.remove(&digest) {
             Some(p) => p,
             None => {
                 drop(inner);
                 // Not seen before (catching up): execute it now against the tip.
-                self.check(header.parent, block, u64::MAX - MAX_CLOCK_SKEW_MS).map_err(|e| {
-                    anyhow::anyhow!("finalized block {} fails local execution ({e}): refusing to diverge", header.height)
-                })?;
+                self.check(header.parent, block, u64::MAX - MAX_CLOCK_SKEW_MS)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "finalized block {} fails local execution ({e}): refusing to diverge",
+                            header.height
+                        )
+                    })?;
                 inner = self.lock();
-                inner.pending.remove(&digest).context("block vanished after execution")?
+                inner
+                    .pending
+                    .remove(&digest)
+                    .context("block vanished after execution")?
             }
         };
         let mut frontier = inner.tip.frontier.clone();
@@ -500,15 +591,31 @@ impl Executor {
         for tx in &block_txs {
             frontier.append_leaf_hash(hash_leaf(tx), |n| nodes.push(n));
         }
-        assert_eq!(frontier.root(), pending.header.log_root, "log root mismatch after replaying the block's leaves");
+        assert_eq!(
+            frontier.root(),
+            pending.header.log_root,
+            "log root mismatch after replaying the block's leaves"
+        );
         inner.db.commit_block(&BlockCommit {
-            height: header.height, digest, block, writes: &pending.writes, tx_hashes: &pending.tx_hashes,
-            first_leaf: inner.tip.frontier.size(), log_nodes: &nodes, frontier: &frontier,
+            height: header.height,
+            digest,
+            block,
+            writes: &pending.writes,
+            tx_hashes: &pending.tx_hashes,
+            first_leaf: inner.tip.frontier.size(),
+            log_nodes: &nodes,
+            frontier: &frontier,
         })?;
         for h in &pending.tx_hashes {
             inner.mempool.remove(&TxHash(*h));
         }
-        inner.tip = Tip { height: header.height, digest, header: header.clone(), smt: pending.smt, frontier };
+        inner.tip = Tip {
+            height: header.height,
+            digest,
+            header: header.clone(),
+            smt: pending.smt,
+            frontier,
+        };
         let tip_height = inner.tip.height;
         inner.pending.retain(|_, p| p.header.height > tip_height);
         self.shared.metrics.on_finalized(&header, tx_count, inner.mempool.len());
@@ -525,7 +632,11 @@ impl Ledger for Executor {
 
     fn describe(&self, block: &[u8]) -> Option<BlockInfo> {
         let h = decode_header(block)?;
-        Some(BlockInfo { digest: h.digest(), height: h.height, parent: h.parent })
+        Some(BlockInfo {
+            digest: h.digest(),
+            height: h.height,
+            parent: h.parent,
+        })
     }
 
     fn propose(&self, parent: &[u8], now_ms: u64) -> Option<Vec<u8>> {
@@ -534,7 +645,9 @@ impl Ledger for Executor {
     }
 
     fn verify(&self, parent: &[u8], block: &[u8], now_ms: u64) -> bool {
-        let Some(parent) = self.ensure_executed(parent) else { return false };
+        let Some(parent) = self.ensure_executed(parent) else {
+            return false;
+        };
         match self.check(parent, block, now_ms) {
             Ok(()) => true,
             Err(why) => {

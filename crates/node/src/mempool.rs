@@ -64,12 +64,21 @@ impl Mempool {
         }
         queue.insert((seq, hash), ());
         self.bytes += bytes.len();
-        self.by_hash.insert(hash, Entry { bytes, org: org.to_string(), seq });
+        self.by_hash.insert(
+            hash,
+            Entry {
+                bytes,
+                org: org.to_string(),
+                seq,
+            },
+        );
         Ok(())
     }
 
     pub fn remove(&mut self, hash: &TxHash) -> bool {
-        let Some(e) = self.by_hash.remove(hash) else { return false };
+        let Some(e) = self.by_hash.remove(hash) else {
+            return false;
+        };
         self.bytes -= e.bytes.len();
         if let Some(q) = self.by_org.get_mut(&e.org) {
             q.remove(&(e.seq, *hash));
@@ -83,13 +92,20 @@ impl Mempool {
     /// Up to `max_txs` transactions totalling at most `max_bytes`, taken one organisation at a
     /// time in turn, each organisation's in sequence order; `skip` filters out transactions
     /// already in the chain being extended.
-    pub fn select(&self, max_txs: usize, max_bytes: usize, skip: impl Fn(&TxHash) -> bool) -> Vec<(TxHash, Arc<Vec<u8>>)> {
+    pub fn select(
+        &self,
+        max_txs: usize,
+        max_bytes: usize,
+        skip: impl Fn(&TxHash) -> bool,
+    ) -> Vec<(TxHash, Arc<Vec<u8>>)> {
         let mut queues: Vec<_> = self.by_org.values().map(|q| q.keys().peekable()).collect();
         let (mut out, mut bytes) = (Vec::new(), 0usize);
         while out.len() < max_txs && !queues.is_empty() {
             let mut progressed = false;
             for q in queues.iter_mut() {
-                let Some((_, hash)) = q.find(|(_, h)| !skip(h)) else { continue };
+                let Some((_, hash)) = q.find(|(_, h)| !skip(h)) else {
+                    continue;
+                };
                 let e = &self.by_hash[hash];
                 if bytes + e.bytes.len() > max_bytes || out.len() >= max_txs {
                     return out;
@@ -121,7 +137,10 @@ mod tests {
             m.insert(h(i), Arc::new(vec![i; 10]), "a", 10 - i as u64).unwrap();
         }
         m.insert(h(100), Arc::new(vec![0; 10]), "b", 1).unwrap();
-        assert_eq!(m.insert(h(100), Arc::new(vec![0; 10]), "b", 1), Err(MempoolError::Duplicate));
+        assert_eq!(
+            m.insert(h(100), Arc::new(vec![0; 10]), "b", 1),
+            Err(MempoolError::Duplicate)
+        );
         let picked: Vec<TxHash> = m.select(3, 1000, |_| false).into_iter().map(|(h, _)| h).collect();
         // a's lowest sequence first, then b's, then a's next.
         assert_eq!(picked, vec![h(5), h(100), h(4)]);

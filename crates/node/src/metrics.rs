@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chipledger_types::block::BlockHeader;
@@ -26,7 +26,9 @@ pub struct Metrics {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Metrics {
@@ -61,7 +63,13 @@ impl Metrics {
 
     /// p-th percentile (0..=100) of recent finality latencies.
     pub fn finality_percentile_ms(&self, p: u64) -> Option<u64> {
-        let mut v: Vec<u64> = self.latencies_ms.lock().expect("metrics lock").iter().copied().collect();
+        let mut v: Vec<u64> = self
+            .latencies_ms
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .copied()
+            .collect();
         if v.is_empty() {
             return None;
         }
@@ -74,12 +82,42 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
-        gauge("chipledger_height", "Height of the last finalized block.", "gauge", self.height.load(Relaxed));
-        gauge("chipledger_log_size", "Leaves in the transaction log.", "gauge", self.log_size.load(Relaxed));
-        gauge("chipledger_txs_finalized_total", "Transactions finalized since start.", "counter", self.txs_finalized.load(Relaxed));
-        gauge("chipledger_blocks_finalized_total", "Blocks finalized since start.", "counter", self.blocks_finalized.load(Relaxed));
-        gauge("chipledger_mempool_txs", "Transactions waiting in the mempool.", "gauge", self.mempool_txs.load(Relaxed));
-        gauge("chipledger_final_checkpoint_height", "Height of the newest checkpoint with a quorum of cosignatures.", "gauge", self.final_checkpoint_height.load(Relaxed));
+        gauge(
+            "chipledger_height",
+            "Height of the last finalized block.",
+            "gauge",
+            self.height.load(Relaxed),
+        );
+        gauge(
+            "chipledger_log_size",
+            "Leaves in the transaction log.",
+            "gauge",
+            self.log_size.load(Relaxed),
+        );
+        gauge(
+            "chipledger_txs_finalized_total",
+            "Transactions finalized since start.",
+            "counter",
+            self.txs_finalized.load(Relaxed),
+        );
+        gauge(
+            "chipledger_blocks_finalized_total",
+            "Blocks finalized since start.",
+            "counter",
+            self.blocks_finalized.load(Relaxed),
+        );
+        gauge(
+            "chipledger_mempool_txs",
+            "Transactions waiting in the mempool.",
+            "gauge",
+            self.mempool_txs.load(Relaxed),
+        );
+        gauge(
+            "chipledger_final_checkpoint_height",
+            "Height of the newest checkpoint with a quorum of cosignatures.",
+            "gauge",
+            self.final_checkpoint_height.load(Relaxed),
+        );
         let _ = writeln!(
             out,
             "# HELP chipledger_finality_ms Proposal-to-finalization latency.\n# TYPE chipledger_finality_ms summary"
@@ -90,7 +128,11 @@ impl Metrics {
             }
         }
         let _ = writeln!(out, "chipledger_finality_ms_sum {}", self.finality_ms_sum.load(Relaxed));
-        let _ = writeln!(out, "chipledger_finality_ms_count {}", self.finality_count.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "chipledger_finality_ms_count {}",
+            self.finality_count.load(Relaxed)
+        );
         out
     }
 }

@@ -27,14 +27,29 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
 pub fn run(dir: &Path) -> Result<()> {
     let loaded = config::load(dir)?;
     let g = &loaded.genesis;
-    let me = Identity { index: loaded.index as u32, name: loaded.node.name.clone(), note_seeds: loaded.note_seeds.clone() };
+    let me = Identity {
+        index: loaded.index as u32,
+        name: loaded.node.name.clone(),
+        note_seeds: loaded.note_seeds.clone(),
+    };
     let exec = Executor::open(&dir.join("data/ledger"), g.clone(), me)?;
     let peers = g
         .validators
         .iter()
-        .map(|v| Ok(ValidatorPeer { public_key: v.consensus_key, address: resolve(&v.p2p_address)? }))
+        .map(|v| {
+            Ok(ValidatorPeer {
+                public_key: v.consensus_key,
+                address: resolve(&v.p2p_address)?,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
-    let mut cfg = ValidatorConfig::new(loaded.consensus_seed, peers, loaded.node.p2p_listen, dir.join("data/consensus"), namespace(&g.chain_id));
+    let mut cfg = ValidatorConfig::new(
+        loaded.consensus_seed,
+        peers,
+        loaded.node.p2p_listen,
+        dir.join("data/consensus"),
+        namespace(&g.chain_id),
+    );
     cfg.allow_private_ips = loaded.node.allow_private_ips;
     let api_listen = loaded.node.api_listen;
     let name = loaded.node.name.clone();
@@ -58,7 +73,8 @@ pub fn run(dir: &Path) -> Result<()> {
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},

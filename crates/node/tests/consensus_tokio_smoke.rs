@@ -15,10 +15,7 @@ const TARGET_HEIGHT: u64 = 5;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 fn seed(index: usize) -> [u8; 32] {
@@ -59,10 +56,7 @@ fn four_tokio_validators_finalize_blocks() {
     let start = Instant::now();
     while ledgers.iter().any(|l| l.height() < TARGET_HEIGHT) {
         let heights: Vec<u64> = ledgers.iter().map(TestLedger::height).collect();
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no progress: heights {heights:?}"
-        );
+        assert!(start.elapsed() < DEADLINE, "no progress: heights {heights:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
     let chains: Vec<_> = ledgers.iter().map(TestLedger::chain).collect();

@@ -6,9 +6,7 @@
 
 mod common;
 
-use chipledger_node::consensus::sim::{
-    Clock, Runner, SimConfig, SimLink, SimNetwork, deterministic,
-};
+use chipledger_node::consensus::sim::{Clock, Runner, SimConfig, SimLink, SimNetwork, deterministic};
 use common::TestLedger;
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -134,11 +132,7 @@ fn run_partition_seed(seed: u64) {
         let all: Vec<usize> = (0..VALIDATORS).collect();
         wait_for_height(&context, &ledgers, &all, 3, WARMUP_DEADLINE).await;
 
-        let majority: Vec<usize> = all
-            .iter()
-            .copied()
-            .filter(|i| !scenario.minority.contains(i))
-            .collect();
+        let majority: Vec<usize> = all.iter().copied().filter(|i| !scenario.minority.contains(i)).collect();
         net.partition(&[&majority, &scenario.minority]).await;
         context.sleep(scenario.partition).await;
         assert_agreement(&ledgers);
@@ -155,15 +149,8 @@ fn run_partition_seed(seed: u64) {
 /// On a replay (`SIM_SEED` set), prints what happened so two runs can be compared.
 fn report(seed: u64, scenario: &Scenario, ledgers: &[TestLedger]) {
     if std::env::var("SIM_SEED").is_ok() {
-        let tip = ledgers[0]
-            .chain()
-            .last()
-            .map(hex_prefix)
-            .unwrap_or_default();
-        eprintln!(
-            "seed {seed}: {scenario:?} heights {:?} tip(v0) {tip}",
-            heights(ledgers)
-        );
+        let tip = ledgers[0].chain().last().map(hex_prefix).unwrap_or_default();
+        eprintln!("seed {seed}: {scenario:?} heights {:?} tip(v0) {tip}", heights(ledgers));
     }
 }
 
@@ -254,10 +241,7 @@ fn gossip_reaches_every_other_validator() {
         }
         // Let the peers connect, then gossip from validator 0.
         context.sleep(Duration::from_secs(1)).await;
-        validators[0]
-            .handle()
-            .gossip(b"cosign:42".to_vec())
-            .expect("queued");
+        validators[0].handle().gossip(b"cosign:42".to_vec()).expect("queued");
         context.sleep(Duration::from_secs(1)).await;
         let sender = net.public_keys()[0];
         assert!(

@@ -37,10 +37,24 @@ impl SignatureCheck for VerifyAll {
 /// What happened, for receipts, the API and the explorer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    ProposalCreated { id: TxHash, action: &'static str },
-    ProposalApproved { id: TxHash, org: String, approvals: u32, threshold: u32 },
-    ProposalExecuted { id: TxHash, action: &'static str },
-    StatementRecorded { org: String, topic: String },
+    ProposalCreated {
+        id: TxHash,
+        action: &'static str,
+    },
+    ProposalApproved {
+        id: TxHash,
+        org: String,
+        approvals: u32,
+        threshold: u32,
+    },
+    ProposalExecuted {
+        id: TxHash,
+        action: &'static str,
+    },
+    StatementRecorded {
+        org: String,
+        topic: String,
+    },
 }
 
 /// Writes collected while applying one transaction; merged into the block only on success.
@@ -51,7 +65,10 @@ struct TxState<'a> {
 
 impl TxState<'_> {
     fn view(&self) -> Overlay<'_> {
-        Overlay { base: &self.base, writes: &self.writes }
+        Overlay {
+            base: &self.base,
+            writes: &self.writes,
+        }
     }
     fn put<T: Encode>(&mut self, key: Vec<u8>, value: &T) {
         self.writes.insert(key, Some(value.to_cbor()));
@@ -69,13 +86,22 @@ pub fn apply_tx(
 ) -> Result<Vec<Event>, TxError> {
     let tx = SignedTx::from_bytes(tx_bytes)?;
     let hash = TxHash::of(tx_bytes);
-    let mut st = TxState { base: Overlay { base, writes: block_writes }, writes: WriteSet::new() };
+    let mut st = TxState {
+        base: Overlay {
+            base,
+            writes: block_writes,
+        },
+        writes: WriteSet::new(),
+    };
     authenticate(&mut st, ctx, sigs, &hash, &tx)?;
     let events = match &tx.body.payload {
         Payload::Propose(action) => propose(&mut st, ctx, &hash, &tx.body.org, action)?,
         Payload::Approve { proposal } => approve(&mut st, ctx, proposal, &tx.body.org)?,
         Payload::Statement { topic, .. } => {
-            vec![Event::StatementRecorded { org: tx.body.org.clone(), topic: topic.clone() }]
+            vec![Event::StatementRecorded {
+                org: tx.body.org.clone(),
+                topic: topic.clone(),
+            }]
         }
     };
     let writes = st.writes;
@@ -93,28 +119,53 @@ fn authenticate(
 ) -> Result<(), TxError> {
     let b = &tx.body;
     if b.chain_id != ctx.chain_id {
-        return Err(TxError::WrongChain { expected: ctx.chain_id.into(), found: b.chain_id.clone() });
+        return Err(TxError::WrongChain {
+            expected: ctx.chain_id.into(),
+            found: b.chain_id.clone(),
+        });
     }
     if b.expiry_height < ctx.height {
-        return Err(TxError::Expired { expiry_height: b.expiry_height, height: ctx.height });
+        return Err(TxError::Expired {
+            expiry_height: b.expiry_height,
+            height: ctx.height,
+        });
     }
     if b.expiry_height - ctx.height > MAX_EXPIRY_AHEAD_BLOCKS {
-        return Err(TxError::ExpiryTooFar { expiry_height: b.expiry_height, height: ctx.height, max_ahead: MAX_EXPIRY_AHEAD_BLOCKS });
+        return Err(TxError::ExpiryTooFar {
+            expiry_height: b.expiry_height,
+            height: ctx.height,
+            max_ahead: MAX_EXPIRY_AHEAD_BLOCKS,
+        });
     }
     let org = active_org(&st.view(), &b.org)?;
-    let entry = org.key(&b.key_id).ok_or(TxError::UnknownKey { org: b.org.clone(), key_id: b.key_id })?;
+    let entry = org.key(&b.key_id).ok_or(TxError::UnknownKey {
+        org: b.org.clone(),
+        key_id: b.key_id,
+    })?;
     if !entry.active_at(ctx.height) {
         return Err(TxError::KeyNotActive {
-            org: b.org.clone(), key_id: b.key_id, height: ctx.height, from: entry.from_height, until: entry.until_height,
+            org: b.org.clone(),
+            key_id: b.key_id,
+            height: ctx.height,
+            from: entry.from_height,
+            until: entry.until_height,
         });
     }
     sigs.check(hash, tx, &entry.key).map_err(TxError::BadSignature)?;
     let last = get_seq(&st.view(), &b.org)?;
     if b.seq <= last {
-        return Err(TxError::Replay { org: b.org.clone(), seq: b.seq, last });
+        return Err(TxError::Replay {
+            org: b.org.clone(),
+            seq: b.seq,
+            last,
+        });
     }
     if b.seq != last + 1 {
-        return Err(TxError::SeqGap { org: b.org.clone(), seq: b.seq, expected: last + 1 });
+        return Err(TxError::SeqGap {
+            org: b.org.clone(),
+            seq: b.seq,
+            expected: last + 1,
+        });
     }
     st.put(seq_key(&b.org), &Seq(b.seq));
     Ok(())
@@ -132,7 +183,13 @@ fn active_org_count(s: &dyn StateRead) -> Result<u32, TxError> {
     Ok(org_names(s)?.len() as u32)
 }
 
-fn propose(st: &mut TxState<'_>, ctx: &BlockContext<'_>, id: &TxHash, org: &str, action: &GovAction) -> Result<Vec<Event>, TxError> {
+fn propose(
+    st: &mut TxState<'_>,
+    ctx: &BlockContext<'_>,
+    id: &TxHash,
+    org: &str,
+    action: &GovAction,
+) -> Result<Vec<Event>, TxError> {
     check_action(&st.view(), ctx, action)?;
     let policy = get_policy(&st.view())?;
     let record = ProposalRecord {
@@ -143,7 +200,10 @@ fn propose(st: &mut TxState<'_>, ctx: &BlockContext<'_>, id: &TxHash, org: &str,
         approvals: vec![org.into()],
         executed_height: None,
     };
-    let mut events = vec![Event::ProposalCreated { id: *id, action: action.name() }];
+    let mut events = vec![Event::ProposalCreated {
+        id: *id,
+        action: action.name(),
+    }];
     events.extend(record_approval(st, ctx, id, record, org, policy.governance_threshold)?);
     Ok(events)
 }
@@ -154,10 +214,16 @@ fn approve(st: &mut TxState<'_>, ctx: &BlockContext<'_>, id: &TxHash, org: &str)
         return Err(TxError::ProposalExecuted(*id));
     }
     if ctx.height > record.expires_height {
-        return Err(TxError::ProposalExpired { id: *id, expired_at: record.expires_height });
+        return Err(TxError::ProposalExpired {
+            id: *id,
+            expired_at: record.expires_height,
+        });
     }
     if record.approvals.iter().any(|a| a == org) {
-        return Err(TxError::DuplicateApproval { org: org.into(), id: *id });
+        return Err(TxError::DuplicateApproval {
+            org: org.into(),
+            id: *id,
+        });
     }
     record.approvals.push(org.into());
     record.approvals.sort();
@@ -177,12 +243,20 @@ fn record_approval(
 ) -> Result<Vec<Event>, TxError> {
     let active = org_names(&st.view())?;
     let approvals = record.approvals.iter().filter(|a| active.contains(a)).count() as u32;
-    let mut events = vec![Event::ProposalApproved { id: *id, org: org.into(), approvals, threshold }];
+    let mut events = vec![Event::ProposalApproved {
+        id: *id,
+        org: org.into(),
+        approvals,
+        threshold,
+    }];
     if approvals >= threshold {
         check_action(&st.view(), ctx, &record.action)?;
         execute(st, ctx, &record.action)?;
         record.executed_height = Some(ctx.height);
-        events.push(Event::ProposalExecuted { id: *id, action: record.action.name() });
+        events.push(Event::ProposalExecuted {
+            id: *id,
+            action: record.action.name(),
+        });
     }
     st.put(proposal_key(id), &record);
     Ok(events)
@@ -199,16 +273,30 @@ fn check_action(s: &dyn StateRead, ctx: &BlockContext<'_>, action: &GovAction) -
                 .filter_map(|v| get_validator(s, v).ok().flatten())
                 .any(|v| v.org == *org);
             if runs_validator {
-                return Err(TxError::CannotRemove { org: org.clone(), why: "it runs a validator" });
+                return Err(TxError::CannotRemove {
+                    org: org.clone(),
+                    why: "it runs a validator",
+                });
             }
             if active_org_count(s)? <= get_policy(s)?.governance_threshold {
-                return Err(TxError::CannotRemove { org: org.clone(), why: "fewer organisations than the governance threshold would remain" });
+                return Err(TxError::CannotRemove {
+                    org: org.clone(),
+                    why: "fewer organisations than the governance threshold would remain",
+                });
             }
             Ok(())
         }
-        GovAction::RotateOrgKey { org, old, new, effective_height } => {
+        GovAction::RotateOrgKey {
+            org,
+            old,
+            new,
+            effective_height,
+        } => {
             let rec = active_org(s, org)?;
-            let entry = rec.key(old).ok_or(TxError::UnknownKey { org: org.clone(), key_id: *old })?;
+            let entry = rec.key(old).ok_or(TxError::UnknownKey {
+                org: org.clone(),
+                key_id: *old,
+            })?;
             if entry.until_height.is_some() {
                 return Err(TxError::Invalid("the key to replace is already being retired"));
             }
@@ -217,14 +305,21 @@ fn check_action(s: &dyn StateRead, ctx: &BlockContext<'_>, action: &GovAction) -
             }
             future_height(*effective_height, ctx)
         }
-        GovAction::RotateValidatorKey { validator, new, effective_height } => {
+        GovAction::RotateValidatorKey {
+            validator,
+            new,
+            effective_height,
+        } => {
             get_validator(s, validator)?.ok_or_else(|| TxError::UnknownValidator(validator.clone()))?;
             if !matches!(new, PublicKey::Ed25519(_)) {
                 return Err(TxError::Invalid("validator cosigning keys must be Ed25519"));
             }
             future_height(*effective_height, ctx)
         }
-        GovAction::SetThreshold { kind: ThresholdKind::Governance, value } => {
+        GovAction::SetThreshold {
+            kind: ThresholdKind::Governance,
+            value,
+        } => {
             let orgs = active_org_count(s)?;
             if *value == 0 || *value > orgs {
                 return Err(TxError::BadThreshold { value: *value, orgs });
@@ -236,7 +331,10 @@ fn check_action(s: &dyn StateRead, ctx: &BlockContext<'_>, action: &GovAction) -
 
 fn future_height(effective_height: u64, ctx: &BlockContext<'_>) -> Result<(), TxError> {
     if effective_height <= ctx.height {
-        return Err(TxError::EffectiveHeightPast { effective_height, height: ctx.height });
+        return Err(TxError::EffectiveHeightPast {
+            effective_height,
+            height: ctx.height,
+        });
     }
     Ok(())
 }
@@ -246,7 +344,9 @@ fn check_add_org(s: &dyn StateRead, spec: &OrgSpec) -> Result<(), TxError> {
         return Err(TxError::OrgExists(spec.name.clone()));
     }
     if org_names(s)?.len() >= chipledger_types::limits::MAX_ORGS {
-        return Err(TxError::Invalid("the network already has the maximum number of organisations"));
+        return Err(TxError::Invalid(
+            "the network already has the maximum number of organisations",
+        ));
     }
     Ok(())
 }
@@ -267,20 +367,37 @@ fn execute(st: &mut TxState<'_>, ctx: &BlockContext<'_>, action: &GovAction) -> 
             st.put(KEY_ORG_INDEX.to_vec(), &NameList(names));
             st.put(org_key(org), &rec);
         }
-        GovAction::RotateOrgKey { org, old, new, effective_height } => {
+        GovAction::RotateOrgKey {
+            org,
+            old,
+            new,
+            effective_height,
+        } => {
             let mut rec = active_org(&st.view(), org)?;
             for k in rec.keys.iter_mut().filter(|k| k.key.id() == *old) {
                 k.until_height = Some(*effective_height);
             }
-            rec.keys.push(KeyEntry { key: *new, from_height: *effective_height, until_height: None });
+            rec.keys.push(KeyEntry {
+                key: *new,
+                from_height: *effective_height,
+                until_height: None,
+            });
             st.put(org_key(org), &rec);
         }
-        GovAction::RotateValidatorKey { validator, new, effective_height } => {
-            let mut rec = get_validator(&st.view(), validator)?.ok_or_else(|| TxError::UnknownValidator(validator.clone()))?;
+        GovAction::RotateValidatorKey {
+            validator,
+            new,
+            effective_height,
+        } => {
+            let mut rec =
+                get_validator(&st.view(), validator)?.ok_or_else(|| TxError::UnknownValidator(validator.clone()))?;
             rec.note_keys.push((*new, *effective_height));
             st.put(validator_key(validator), &rec);
         }
-        GovAction::SetThreshold { kind: ThresholdKind::Governance, value } => {
+        GovAction::SetThreshold {
+            kind: ThresholdKind::Governance,
+            value,
+        } => {
             let mut policy = get_policy(&st.view())?;
             policy.governance_threshold = *value;
             st.put(KEY_POLICY.to_vec(), &StoredPolicy(policy));
@@ -293,7 +410,15 @@ fn new_org(spec: &OrgSpec, height: u64) -> OrgRecord {
     OrgRecord {
         name: spec.name.clone(),
         roles: spec.roles.clone(),
-        keys: spec.keys.iter().map(|k| KeyEntry { key: *k, from_height: height, until_height: None }).collect(),
+        keys: spec
+            .keys
+            .iter()
+            .map(|k| KeyEntry {
+                key: *k,
+                from_height: height,
+                until_height: None,
+            })
+            .collect(),
         added_height: height,
         removed_height: None,
     }

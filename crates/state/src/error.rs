@@ -18,7 +18,11 @@ pub enum TxError {
     #[error("transaction expired at height {expiry_height}; the ledger is at height {height}")]
     Expired { expiry_height: u64, height: u64 },
     #[error("expiry height {expiry_height} is more than {max_ahead} blocks ahead of height {height}")]
-    ExpiryTooFar { expiry_height: u64, height: u64, max_ahead: u64 },
+    ExpiryTooFar {
+        expiry_height: u64,
+        height: u64,
+        max_ahead: u64,
+    },
     #[error("unknown organisation '{0}'")]
     UnknownOrg(String),
     #[error("organisation '{0}' was removed")]
@@ -26,12 +30,20 @@ pub enum TxError {
     #[error("organisation '{org}' has no key {key_id}")]
     UnknownKey { org: String, key_id: KeyId },
     #[error("key {key_id} of '{org}' is not active at height {height} (valid from {from} until {until:?})")]
-    KeyNotActive { org: String, key_id: KeyId, height: u64, from: u64, until: Option<u64> },
+    KeyNotActive {
+        org: String,
+        key_id: KeyId,
+        height: u64,
+        from: u64,
+        until: Option<u64>,
+    },
     #[error("bad signature: {0}")]
     BadSignature(SignatureError),
     #[error("replay: '{org}' already used sequence number {last}; {seq} must be greater")]
     Replay { org: String, seq: u64, last: u64 },
-    #[error("sequence gap: '{org}' must use {expected} next, this transaction has {seq} (it waits for the missing ones)")]
+    #[error(
+        "sequence gap: '{org}' must use {expected} next, this transaction has {seq} (it waits for the missing ones)"
+    )]
     SeqGap { org: String, seq: u64, expected: u64 },
     #[error("no proposal {0}")]
     UnknownProposal(TxHash),

@@ -10,5 +10,5 @@ pub mod model;
 pub mod smt;
 pub mod store;
 
-pub use apply::{apply_tx, genesis_writes, BlockContext, Event, SignatureCheck, VerifyAll};
+pub use apply::{BlockContext, Event, SignatureCheck, VerifyAll, apply_tx, genesis_writes};
 pub use error::TxError;

@@ -5,7 +5,7 @@
 //! `validator/<name>` → [`ValidatorRecord`], `proposal/<hex hash>` → [`ProposalRecord`],
 //! `policy` → [`Policy`], `index/orgs` and `index/validators` → name lists.
 
-use chipledger_types::cbor::{decode_list, encode_list, Decode, DecodeError, Decoder, Encode, Encoder, Limits};
+use chipledger_types::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
 use chipledger_types::genesis::Policy;
 use chipledger_types::keys::{KeyId, PublicKey};
 use chipledger_types::tx::{GovAction, Role, TxHash};
@@ -72,7 +72,11 @@ pub struct ValidatorRecord {
 impl ValidatorRecord {
     /// The cosigning key in force at `height`.
     pub fn note_key_at(&self, height: u64) -> Option<&PublicKey> {
-        self.note_keys.iter().rev().find(|(_, from)| *from <= height).map(|(k, _)| k)
+        self.note_keys
+            .iter()
+            .rev()
+            .find(|(_, from)| *from <= height)
+            .map(|(k, _)| k)
     }
 }
 
@@ -109,7 +113,11 @@ impl Encode for KeyEntry {
 impl Decode for KeyEntry {
     fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         d.array_of(3)?;
-        let k = KeyEntry { key: PublicKey::decode(d)?, from_height: d.uint()?, until_height: dec_opt_uint(d)? };
+        let k = KeyEntry {
+            key: PublicKey::decode(d)?,
+            from_height: d.uint()?,
+            until_height: dec_opt_uint(d)?,
+        };
         d.end();
         Ok(k)
     }
@@ -158,7 +166,11 @@ impl Decode for NoteKey {
 
 impl Encode for ValidatorRecord {
     fn encode(&self, e: &mut Encoder) {
-        e.array(5).text(&self.name).text(&self.org).uint(self.index as u64).bytes(&self.consensus_key);
+        e.array(5)
+            .text(&self.name)
+            .text(&self.org)
+            .uint(self.index as u64)
+            .bytes(&self.consensus_key);
         e.array(self.note_keys.len());
         for nk in &self.note_keys {
             NoteKey(*nk).encode(e);
@@ -171,7 +183,13 @@ impl Decode for ValidatorRecord {
         let (name, org, index, consensus_key) = (d.string()?, d.string()?, d.u32()?, d.fixed()?);
         let note_keys = decode_list::<NoteKey>(d, 1024)?.into_iter().map(|n| n.0).collect();
         d.end();
-        Ok(ValidatorRecord { name, org, index, consensus_key, note_keys })
+        Ok(ValidatorRecord {
+            name,
+            org,
+            index,
+            consensus_key,
+            note_keys,
+        })
     }
 }
 
@@ -179,7 +197,9 @@ impl Encode for ProposalRecord {
     fn encode(&self, e: &mut Encoder) {
         e.array(6);
         self.action.encode(e);
-        e.text(&self.proposer).uint(self.created_height).uint(self.expires_height);
+        e.text(&self.proposer)
+            .uint(self.created_height)
+            .uint(self.expires_height);
         e.array(self.approvals.len());
         for a in &self.approvals {
             e.text(a);
@@ -195,7 +215,14 @@ impl Decode for ProposalRecord {
         let approvals = decode_names(d)?;
         let executed_height = dec_opt_uint(d)?;
         d.end();
-        Ok(ProposalRecord { action, proposer, created_height, expires_height, approvals, executed_height })
+        Ok(ProposalRecord {
+            action,
+            proposer,
+            created_height,
+            expires_height,
+            approvals,
+            executed_height,
+        })
     }
 }
 
@@ -257,10 +284,12 @@ impl Decode for StoredPolicy {
 pub fn read<T: Decode>(s: &dyn StateRead, key: &[u8]) -> Result<Option<T>, TxError> {
     match s.get(key) {
         None => Ok(None),
-        Some(bytes) => T::from_cbor(&bytes, Limits::STATE).map(Some).map_err(|e| TxError::Corrupt {
-            key: String::from_utf8_lossy(key).into_owned(),
-            why: e.to_string(),
-        }),
+        Some(bytes) => T::from_cbor(&bytes, Limits::STATE)
+            .map(Some)
+            .map_err(|e| TxError::Corrupt {
+                key: String::from_utf8_lossy(key).into_owned(),
+                why: e.to_string(),
+            }),
     }
 }
 
@@ -277,7 +306,10 @@ pub fn get_proposal(s: &dyn StateRead, id: &TxHash) -> Result<Option<ProposalRec
 pub fn get_policy(s: &dyn StateRead) -> Result<Policy, TxError> {
     read::<StoredPolicy>(s, KEY_POLICY)?
         .map(|p| p.0)
-        .ok_or(TxError::Corrupt { key: "policy".into(), why: "missing".into() })
+        .ok_or(TxError::Corrupt {
+            key: "policy".into(),
+            why: "missing".into(),
+        })
 }
 pub fn get_seq(s: &dyn StateRead, org: &str) -> Result<u64, TxError> {
     Ok(read::<Seq>(s, &seq_key(org))?.map_or(0, |s| s.0))

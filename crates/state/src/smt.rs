@@ -18,8 +18,16 @@ pub const EMPTY_ROOT: Hash = [0u8; 32];
 #[derive(Debug)]
 enum Node {
     Empty,
-    Leaf { key: Hash, value: Hash, hash: Hash },
-    Branch { left: Arc<Node>, right: Arc<Node>, hash: Hash },
+    Leaf {
+        key: Hash,
+        value: Hash,
+        hash: Hash,
+    },
+    Branch {
+        left: Arc<Node>,
+        right: Arc<Node>,
+        hash: Hash,
+    },
 }
 
 impl Node {
@@ -32,7 +40,11 @@ impl Node {
 }
 
 fn leaf(key: Hash, value: Hash) -> Arc<Node> {
-    Arc::new(Node::Leaf { key, value, hash: leaf_hash(&key, &value) })
+    Arc::new(Node::Leaf {
+        key,
+        value,
+        hash: leaf_hash(&key, &value),
+    })
 }
 
 /// Hash of a leaf (key hash, value hash).
@@ -80,7 +92,10 @@ pub struct Smt {
 
 impl Default for Smt {
     fn default() -> Self {
-        Smt { root: Arc::new(Node::Empty), len: 0 }
+        Smt {
+            root: Arc::new(Node::Empty),
+            len: 0,
+        }
     }
 }
 
@@ -141,9 +156,18 @@ impl Smt {
         loop {
             match &**node {
                 Node::Empty => return SmtProof { siblings, leaf: None },
-                Node::Leaf { key, value, .. } => return SmtProof { siblings, leaf: Some((*key, *value)) },
+                Node::Leaf { key, value, .. } => {
+                    return SmtProof {
+                        siblings,
+                        leaf: Some((*key, *value)),
+                    };
+                }
                 Node::Branch { left, right, .. } => {
-                    let (next, sib) = if bit(key_hash, depth) { (right, left) } else { (left, right) };
+                    let (next, sib) = if bit(key_hash, depth) {
+                        (right, left)
+                    } else {
+                        (left, right)
+                    };
                     siblings.push(sib.hash());
                     node = next;
                     depth += 1;
@@ -157,7 +181,11 @@ fn insert(node: &Arc<Node>, key: Hash, value: Hash, depth: usize) -> (Arc<Node>,
     match &**node {
         Node::Empty => (leaf(key, value), 1),
         Node::Leaf { key: k, value: v, .. } if *k == key => {
-            if *v == value { (node.clone(), 0) } else { (leaf(key, value), 0) }
+            if *v == value {
+                (node.clone(), 0)
+            } else {
+                (leaf(key, value), 0)
+            }
         }
         Node::Leaf { key: other, .. } => (split(node.clone(), other, leaf(key, value), &key, depth), 1),
         Node::Branch { left, right, .. } => {
@@ -182,8 +210,16 @@ fn split(a: Arc<Node>, a_key: &Hash, b: Arc<Node>, b_key: &Hash, depth: usize) -
         let empty = Arc::new(Node::Empty);
         let hash_inner = inner.hash();
         let (l, r) = if ab { (empty, inner) } else { (inner, empty) };
-        let hash = if ab { branch_hash(&EMPTY_ROOT, &hash_inner) } else { branch_hash(&hash_inner, &EMPTY_ROOT) };
-        Arc::new(Node::Branch { left: l, right: r, hash })
+        let hash = if ab {
+            branch_hash(&EMPTY_ROOT, &hash_inner)
+        } else {
+            branch_hash(&hash_inner, &EMPTY_ROOT)
+        };
+        Arc::new(Node::Branch {
+            left: l,
+            right: r,
+            hash,
+        })
     } else if ab {
         branch(b, a)
     } else {
@@ -195,7 +231,11 @@ fn remove(node: &Arc<Node>, key: &Hash, depth: usize) -> (Arc<Node>, i64) {
     match &**node {
         Node::Empty => (node.clone(), 0),
         Node::Leaf { key: k, .. } => {
-            if k == key { (Arc::new(Node::Empty), -1) } else { (node.clone(), 0) }
+            if k == key {
+                (Arc::new(Node::Empty), -1)
+            } else {
+                (node.clone(), 0)
+            }
         }
         Node::Branch { left, right, .. } => {
             let (l, r, d) = if bit(key, depth) {
@@ -246,9 +286,17 @@ pub fn verify(root: &Hash, key_hash: &Hash, value_hash: Option<&Hash>, proof: &S
     };
     let mut acc = terminal;
     for (i, sib) in proof.siblings.iter().enumerate().rev() {
-        acc = if bit(key_hash, i) { branch_hash(sib, &acc) } else { branch_hash(&acc, sib) };
+        acc = if bit(key_hash, i) {
+            branch_hash(sib, &acc)
+        } else {
+            branch_hash(&acc, sib)
+        };
     }
-    if &acc == root { Ok(()) } else { Err(ProofError::RootMismatch) }
+    if &acc == root {
+        Ok(())
+    } else {
+        Err(ProofError::RootMismatch)
+    }
 }
 
 #[cfg(test)]
@@ -266,7 +314,10 @@ mod tests {
             1 => leaf_hash(&items[0].0, &items[0].1),
             _ => {
                 let split = items.iter().position(|(k, _)| bit(k, depth)).unwrap_or(items.len());
-                branch_hash(&reference(&items[..split], depth + 1), &reference(&items[split..], depth + 1))
+                branch_hash(
+                    &reference(&items[..split], depth + 1),
+                    &reference(&items[split..], depth + 1),
+                )
             }
         }
     }
@@ -289,7 +340,11 @@ mod tests {
         // Remove half: equals a tree built from the rest.
         let mut c = Smt::default();
         for (i, (k, v)) in items.iter().enumerate() {
-            if i % 2 == 0 { a.update(*k, None) } else { c.update(*k, Some(*v)) }
+            if i % 2 == 0 {
+                a.update(*k, None)
+            } else {
+                c.update(*k, Some(*v))
+            }
         }
         assert_eq!(a.root(), c.root());
         assert_eq!(a.len(), 150);

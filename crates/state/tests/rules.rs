@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chipledger_state::model::*;
 use chipledger_state::smt::Smt;
-use chipledger_state::store::{apply_writes, update_smt, WriteSet};
-use chipledger_state::{apply_tx, genesis_writes, BlockContext, Event, TxError, VerifyAll};
+use chipledger_state::store::{WriteSet, apply_writes, update_smt};
+use chipledger_state::{BlockContext, Event, TxError, VerifyAll, apply_tx, genesis_writes};
 use chipledger_types::cbor::{DecodeError, Encode};
 use chipledger_types::genesis::{Genesis, Policy, ValidatorSpec};
 use chipledger_types::keys::{SigningKey, TAG_TX_V1};
@@ -27,7 +27,11 @@ fn world() -> World {
     let orgs = names
         .iter()
         .enumerate()
-        .map(|(i, n)| OrgSpec { name: n.to_string(), roles: vec![Role::ALL[i]], keys: vec![key(i as u8 + 1).public_key()] })
+        .map(|(i, n)| OrgSpec {
+            name: n.to_string(),
+            roles: vec![Role::ALL[i]],
+            keys: vec![key(i as u8 + 1).public_key()],
+        })
         .collect();
     let validators = names
         .iter()
@@ -41,11 +45,24 @@ fn world() -> World {
             api_url: format!("http://127.0.0.1:{}", 7070 + i),
         })
         .collect();
-    let g = Genesis { chain_id: "test".into(), timestamp_ms: 0, orgs, validators, policy: Policy { governance_threshold: 3, proposal_ttl_blocks: 100 } };
+    let g = Genesis {
+        chain_id: "test".into(),
+        timestamp_ms: 0,
+        orgs,
+        validators,
+        policy: Policy {
+            governance_threshold: 3,
+            proposal_ttl_blocks: 100,
+        },
+    };
     g.validate().unwrap();
     let mut state = BTreeMap::new();
     apply_writes(&mut state, &genesis_writes(&g));
-    let keys = names.iter().enumerate().map(|(i, n)| (n.to_string(), key(i as u8 + 1))).collect();
+    let keys = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), key(i as u8 + 1)))
+        .collect();
     World { state, keys, height: 1 }
 }
 
@@ -58,12 +75,23 @@ impl World {
 
     fn tx_seq(&self, org: &str, seq: u64, payload: Payload) -> Vec<u8> {
         let k = &self.keys[org];
-        let body = TxBody { chain_id: "test".into(), org: org.into(), key_id: k.public_key().id(), seq, expiry_height: self.height + 10, payload };
+        let body = TxBody {
+            chain_id: "test".into(),
+            org: org.into(),
+            key_id: k.public_key().id(),
+            seq,
+            expiry_height: self.height + 10,
+            payload,
+        };
         SignedTx::sign(body, k).to_cbor()
     }
 
     fn apply(&mut self, bytes: &[u8]) -> Result<Vec<Event>, TxError> {
-        let ctx = BlockContext { chain_id: "test", height: self.height, timestamp_ms: 1000 * self.height };
+        let ctx = BlockContext {
+            chain_id: "test",
+            height: self.height,
+            timestamp_ms: 1000 * self.height,
+        };
         let mut writes = WriteSet::new();
         let r = apply_tx(&self.state, &mut writes, &ctx, &VerifyAll, bytes);
         if r.is_err() {
@@ -91,21 +119,36 @@ impl World {
 }
 
 fn statement() -> Payload {
-    Payload::Statement { topic: "hello".into(), body: vec![1, 2, 3] }
+    Payload::Statement {
+        topic: "hello".into(),
+        body: vec![1, 2, 3],
+    }
 }
 
 #[test]
 fn malformed_and_oversized_inputs_are_typed_errors() {
     let mut w = world();
     let good = w.tx("city", statement());
-    assert!(matches!(w.reject(&good[..good.len() - 1]), TxError::Decode(DecodeError::UnexpectedEnd(_))));
+    assert!(matches!(
+        w.reject(&good[..good.len() - 1]),
+        TxError::Decode(DecodeError::UnexpectedEnd(_))
+    ));
     assert!(matches!(w.reject(&[0xff; 10]), TxError::Decode(_)));
     let mut trailing = good.clone();
     trailing.push(0);
-    assert!(matches!(w.reject(&trailing), TxError::Decode(DecodeError::TrailingBytes(1))));
+    assert!(matches!(
+        w.reject(&trailing),
+        TxError::Decode(DecodeError::TrailingBytes(1))
+    ));
     let huge = vec![0u8; chipledger_types::limits::MAX_TX_BYTES + 1];
-    assert!(matches!(w.reject(&huge), TxError::Decode(DecodeError::InputTooLarge { .. })));
-    let big_body = Payload::Statement { topic: "x".into(), body: vec![0; chipledger_types::limits::MAX_STATEMENT_BYTES + 1] };
+    assert!(matches!(
+        w.reject(&huge),
+        TxError::Decode(DecodeError::InputTooLarge { .. })
+    ));
+    let big_body = Payload::Statement {
+        topic: "x".into(),
+        body: vec![0; chipledger_types::limits::MAX_STATEMENT_BYTES + 1],
+    };
     let t = w.tx("city", big_body);
     assert!(matches!(w.reject(&t), TxError::Decode(DecodeError::TooLong { .. })));
     // The good one still applies afterwards (nothing was lost).
@@ -150,7 +193,11 @@ fn wrong_signature_replay_expiry_chain_unknowns() {
 fn governance_executes_at_threshold_and_rotation_keeps_old_key_until_effective() {
     let mut w = world();
     let new_key = key(42);
-    let spec = OrgSpec { name: "buyer".into(), roles: vec![Role::Consumer], keys: vec![new_key.public_key()] };
+    let spec = OrgSpec {
+        name: "buyer".into(),
+        roles: vec![Role::Consumer],
+        keys: vec![new_key.public_key()],
+    };
     let p = w.tx("city", Payload::Propose(GovAction::AddOrg(spec)));
     let id = TxHash::of(&p);
     w.apply(&p).unwrap();
@@ -171,7 +218,12 @@ fn governance_executes_at_threshold_and_rotation_keeps_old_key_until_effective()
     // Rotate city's key effective a few blocks ahead: the old key works until then.
     let old = w.keys["city"].public_key().id();
     let effective = w.height + 5;
-    let rot = GovAction::RotateOrgKey { org: "city".into(), old, new: key(43).public_key(), effective_height: effective };
+    let rot = GovAction::RotateOrgKey {
+        org: "city".into(),
+        old,
+        new: key(43).public_key(),
+        effective_height: effective,
+    };
     let p = w.tx("city", Payload::Propose(rot));
     let id = TxHash::of(&p);
     w.apply(&p).unwrap();
@@ -196,7 +248,13 @@ fn removal_cannot_lock_governance_out() {
     // Every org runs a validator: none can be removed.
     let p = w.tx("city", Payload::Propose(GovAction::RemoveOrg { org: "audit".into() }));
     assert!(matches!(w.reject(&p), TxError::CannotRemove { .. }));
-    let p = w.tx("city", Payload::Propose(GovAction::SetThreshold { kind: chipledger_types::tx::ThresholdKind::Governance, value: 9 }));
+    let p = w.tx(
+        "city",
+        Payload::Propose(GovAction::SetThreshold {
+            kind: chipledger_types::tx::ThresholdKind::Governance,
+            value: 9,
+        }),
+    );
     assert!(matches!(w.reject(&p), TxError::BadThreshold { value: 9, orgs: 4 }));
 }
 
@@ -205,7 +263,14 @@ fn sequence_gap_is_typed_and_fills_in_order() {
     let mut w = world();
     let first = w.tx_seq("city", 1, statement());
     let second = w.tx_seq("city", 2, statement());
-    assert!(matches!(w.reject(&second), TxError::SeqGap { seq: 2, expected: 1, .. }));
+    assert!(matches!(
+        w.reject(&second),
+        TxError::SeqGap {
+            seq: 2,
+            expected: 1,
+            ..
+        }
+    ));
     w.apply(&first).unwrap();
     w.apply(&second).unwrap();
     assert!(matches!(w.reject(&first), TxError::Replay { seq: 1, last: 2, .. }));

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
 use crate::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits};
-use crate::keys::{signed_message, TAG_BLOCK_V1};
+use crate::keys::{TAG_BLOCK_V1, signed_message};
 use crate::limits::{MAX_BLOCK_TXS, MAX_TX_BYTES};
 
 /// Block format version written by this code.
@@ -69,7 +69,10 @@ impl Decode for BlockHeader {
         };
         d.end();
         if h.version != BLOCK_VERSION {
-            return Err(DecodeError::Invalid { what: "block header", why: "unsupported version" });
+            return Err(DecodeError::Invalid {
+                what: "block header",
+                why: "unsupported version",
+            });
         }
         Ok(h)
     }
@@ -86,7 +89,10 @@ impl Block {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let b = Self::from_cbor(bytes, Limits::BLOCK)?;
         if b.txs.len() != b.header.tx_count as usize {
-            return Err(DecodeError::Invalid { what: "block", why: "tx_count does not match the transactions" });
+            return Err(DecodeError::Invalid {
+                what: "block",
+                why: "tx_count does not match the transactions",
+            });
         }
         Ok(b)
     }
@@ -113,13 +119,21 @@ impl Decode for Block {
         let header = BlockHeader::decode(d)?;
         let n = d.array()?;
         if n > MAX_BLOCK_TXS {
-            return Err(DecodeError::TooLong { what: "block transactions", len: n as u64, max: MAX_BLOCK_TXS });
+            return Err(DecodeError::TooLong {
+                what: "block transactions",
+                len: n as u64,
+                max: MAX_BLOCK_TXS,
+            });
         }
         let mut txs = Vec::with_capacity(n);
         for _ in 0..n {
             let tx = d.bytes()?;
             if tx.len() > MAX_TX_BYTES {
-                return Err(DecodeError::TooLong { what: "transaction", len: tx.len() as u64, max: MAX_TX_BYTES });
+                return Err(DecodeError::TooLong {
+                    what: "transaction",
+                    len: tx.len() as u64,
+                    max: MAX_TX_BYTES,
+                });
             }
             txs.push(tx.to_vec());
         }
@@ -136,10 +150,20 @@ mod tests {
     #[test]
     fn round_trip_and_count_check() {
         let header = BlockHeader {
-            version: BLOCK_VERSION, height: 3, parent: [1; 32], timestamp_ms: 1_700_000_000_000,
-            proposer: 2, tx_count: 2, log_size: 10, log_root: [2; 32], state_root: [3; 32],
+            version: BLOCK_VERSION,
+            height: 3,
+            parent: [1; 32],
+            timestamp_ms: 1_700_000_000_000,
+            proposer: 2,
+            tx_count: 2,
+            log_size: 10,
+            log_root: [2; 32],
+            state_root: [3; 32],
         };
-        let block = Block { header: header.clone(), txs: alloc::vec![alloc::vec![1, 2], alloc::vec![3]] };
+        let block = Block {
+            header: header.clone(),
+            txs: alloc::vec![alloc::vec![1, 2], alloc::vec![3]],
+        };
         let bytes = block.to_cbor();
         assert_eq!(Block::from_bytes(&bytes).unwrap(), block);
         let mut lying = block.clone();

@@ -61,7 +61,11 @@ pub enum DecodeError {
     #[error("non-canonical encoding at byte {0} (RFC 8949 §4.2.1 requires the shortest form)")]
     NonCanonical(usize),
     #[error("at byte {at}: expected {expected}, found major type {found}")]
-    UnexpectedType { at: usize, expected: &'static str, found: u8 },
+    UnexpectedType {
+        at: usize,
+        expected: &'static str,
+        found: u8,
+    },
     #[error("unsupported CBOR item at byte {0} (indefinite length, tag or float)")]
     Unsupported(usize),
     #[error("text string at byte {0} is not valid UTF-8")]
@@ -161,9 +165,17 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     pub fn new(input: &'a [u8], limits: Limits) -> Result<Self, DecodeError> {
         if input.len() > limits.input_bytes_max {
-            return Err(DecodeError::InputTooLarge { len: input.len(), max: limits.input_bytes_max });
+            return Err(DecodeError::InputTooLarge {
+                len: input.len(),
+                max: limits.input_bytes_max,
+            });
         }
-        Ok(Self { input, pos: 0, depth: 0, limits })
+        Ok(Self {
+            input,
+            pos: 0,
+            depth: 0,
+            limits,
+        })
     }
 
     pub fn position(&self) -> usize {
@@ -180,13 +192,19 @@ impl<'a> Decoder<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::UnexpectedEnd(self.pos))?;
-        let out = self.input.get(self.pos..end).ok_or(DecodeError::UnexpectedEnd(self.pos))?;
+        let out = self
+            .input
+            .get(self.pos..end)
+            .ok_or(DecodeError::UnexpectedEnd(self.pos))?;
         self.pos = end;
         Ok(out)
     }
 
     fn peek_major(&self) -> Result<u8, DecodeError> {
-        self.input.get(self.pos).map(|b| b >> 5).ok_or(DecodeError::UnexpectedEnd(self.pos))
+        self.input
+            .get(self.pos)
+            .map(|b| b >> 5)
+            .ok_or(DecodeError::UnexpectedEnd(self.pos))
     }
 
     /// Read an item head, returning (major type, argument). Enforces shortest form.
@@ -198,22 +216,30 @@ impl<'a> Decoder<'a> {
             0..=23 => info as u64,
             24 => {
                 let v = self.take(1)?[0] as u64;
-                if v < 24 { return Err(DecodeError::NonCanonical(at)) }
+                if v < 24 {
+                    return Err(DecodeError::NonCanonical(at));
+                }
                 v
             }
             25 => {
                 let v = u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")) as u64;
-                if v <= u8::MAX as u64 { return Err(DecodeError::NonCanonical(at)) }
+                if v <= u8::MAX as u64 {
+                    return Err(DecodeError::NonCanonical(at));
+                }
                 v
             }
             26 => {
                 let v = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")) as u64;
-                if v <= u16::MAX as u64 { return Err(DecodeError::NonCanonical(at)) }
+                if v <= u16::MAX as u64 {
+                    return Err(DecodeError::NonCanonical(at));
+                }
                 v
             }
             27 => {
                 let v = u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
-                if v <= u32::MAX as u64 { return Err(DecodeError::NonCanonical(at)) }
+                if v <= u32::MAX as u64 {
+                    return Err(DecodeError::NonCanonical(at));
+                }
                 v
             }
             _ => return Err(DecodeError::Unsupported(at)),
@@ -239,13 +265,20 @@ impl<'a> Decoder<'a> {
 
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
         let v = self.uint()?;
-        u32::try_from(v).map_err(|_| DecodeError::Invalid { what: "u32", why: "value too large" })
+        u32::try_from(v).map_err(|_| DecodeError::Invalid {
+            what: "u32",
+            why: "value too large",
+        })
     }
 
     fn string_len(&mut self, major: u8, expected: &'static str) -> Result<usize, DecodeError> {
         let len = self.expect(major, expected)?;
         if len > self.limits.string_bytes_max as u64 {
-            return Err(DecodeError::TooLong { what: expected, len, max: self.limits.string_bytes_max });
+            return Err(DecodeError::TooLong {
+                what: expected,
+                len,
+                max: self.limits.string_bytes_max,
+            });
         }
         Ok(len as usize)
     }
@@ -258,7 +291,10 @@ impl<'a> Decoder<'a> {
     /// A byte string of exactly `N` bytes.
     pub fn fixed<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let b = self.bytes()?;
-        b.try_into().map_err(|_| DecodeError::Invalid { what: "fixed-size byte string", why: "wrong length" })
+        b.try_into().map_err(|_| DecodeError::Invalid {
+            what: "fixed-size byte string",
+            why: "wrong length",
+        })
     }
 
     pub fn text(&mut self) -> Result<&'a str, DecodeError> {
@@ -275,7 +311,11 @@ impl<'a> Decoder<'a> {
     pub fn array(&mut self) -> Result<usize, DecodeError> {
         let len = self.expect(MAJOR_ARRAY, "array")?;
         if len > self.limits.array_items_max as u64 {
-            return Err(DecodeError::TooLong { what: "array", len, max: self.limits.array_items_max });
+            return Err(DecodeError::TooLong {
+                what: "array",
+                len,
+                max: self.limits.array_items_max,
+            });
         }
         // Every item takes at least one byte: a cheap bound before anything is allocated.
         if len > (self.input.len() - self.pos) as u64 {
@@ -307,7 +347,11 @@ impl<'a> Decoder<'a> {
         match self.head()? {
             (MAJOR_SIMPLE, v) if v == SIMPLE_TRUE as u64 => Ok(true),
             (MAJOR_SIMPLE, v) if v == SIMPLE_FALSE as u64 => Ok(false),
-            (found, _) => Err(DecodeError::UnexpectedType { at, expected: "bool", found }),
+            (found, _) => Err(DecodeError::UnexpectedType {
+                at,
+                expected: "bool",
+                found,
+            }),
         }
     }
 
@@ -360,7 +404,11 @@ pub fn encode_list<T: Encode>(e: &mut Encoder, items: &[T]) {
 pub fn decode_list<T: Decode>(d: &mut Decoder<'_>, max: usize) -> Result<Vec<T>, DecodeError> {
     let n = d.array()?;
     if n > max {
-        return Err(DecodeError::TooLong { what: "list", len: n as u64, max });
+        return Err(DecodeError::TooLong {
+            what: "list",
+            len: n as u64,
+            max,
+        });
     }
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -384,9 +432,17 @@ mod tests {
     fn rfc8949_appendix_a_integers() {
         // Examples from RFC 8949 Appendix A.
         let cases: &[(u64, &str)] = &[
-            (0, "00"), (1, "01"), (10, "0a"), (23, "17"), (24, "1818"), (25, "1819"),
-            (100, "1864"), (1000, "1903e8"), (1000000, "1a000f4240"),
-            (1000000000000, "1b000000e8d4a51000"), (u64::MAX, "1bffffffffffffffff"),
+            (0, "00"),
+            (1, "01"),
+            (10, "0a"),
+            (23, "17"),
+            (24, "1818"),
+            (25, "1819"),
+            (100, "1864"),
+            (1000, "1903e8"),
+            (1000000, "1a000f4240"),
+            (1000000000000, "1b000000e8d4a51000"),
+            (u64::MAX, "1bffffffffffffffff"),
         ];
         for (v, h) in cases {
             assert_eq!(hex::encode(enc_uint(*v)), *h, "encode {v}");
@@ -398,7 +454,14 @@ mod tests {
 
     #[test]
     fn rejects_non_shortest_heads() {
-        for h in ["1817", "190017", "1a00000017", "1b0000000000000017", "1900ff", "1a0000ffff"] {
+        for h in [
+            "1817",
+            "190017",
+            "1a00000017",
+            "1b0000000000000017",
+            "1900ff",
+            "1a0000ffff",
+        ] {
             let bytes = hex::decode(h).unwrap();
             let mut d = Decoder::new(&bytes, Limits::TX).unwrap();
             assert!(matches!(d.uint(), Err(DecodeError::NonCanonical(0))), "{h}");
@@ -410,33 +473,55 @@ mod tests {
         for h in ["5f41ff", "9fff", "c000", "f97e00", "1f"] {
             let bytes = hex::decode(h).unwrap();
             let mut d = Decoder::new(&bytes, Limits::TX).unwrap();
-            let r = match bytes[0] >> 5 { 2 => d.bytes().map(|_| ()), 4 => d.array().map(|_| ()), _ => d.uint().map(|_| ()) };
+            let r = match bytes[0] >> 5 {
+                2 => d.bytes().map(|_| ()),
+                4 => d.array().map(|_| ()),
+                _ => d.uint().map(|_| ()),
+            };
             assert!(matches!(r, Err(DecodeError::Unsupported(_))), "{h}: {r:?}");
         }
     }
 
     #[test]
     fn bounds_are_enforced() {
-        let small = Limits { input_bytes_max: 64, string_bytes_max: 4, array_items_max: 2, depth_max: 2 };
+        let small = Limits {
+            input_bytes_max: 64,
+            string_bytes_max: 4,
+            array_items_max: 2,
+            depth_max: 2,
+        };
         let mut e = Encoder::new();
         e.bytes(&[1, 2, 3, 4, 5]);
         let b = e.into_bytes();
-        assert!(matches!(Decoder::new(&b, small).unwrap().bytes(), Err(DecodeError::TooLong { .. })));
+        assert!(matches!(
+            Decoder::new(&b, small).unwrap().bytes(),
+            Err(DecodeError::TooLong { .. })
+        ));
         let deep = hex::decode("818181818100").unwrap();
         let mut d = Decoder::new(&deep, small).unwrap();
-        let r = (|| -> Result<(), DecodeError> { loop { d.array()?; } })();
+        let r = (|| -> Result<(), DecodeError> {
+            loop {
+                d.array()?;
+            }
+        })();
         assert_eq!(r, Err(DecodeError::TooDeep(2)));
         // A huge declared length with no bytes behind it fails without allocating.
         let lie = hex::decode("5bffffffffffffffff").unwrap();
         assert!(Decoder::new(&lie, Limits::TX).unwrap().bytes().is_err());
         let lie = hex::decode("9a00010000").unwrap();
         assert!(Decoder::new(&lie, Limits::STATE).unwrap().array().is_err());
-        assert!(matches!(Decoder::new(&[0u8; 65], small), Err(DecodeError::InputTooLarge { .. })));
+        assert!(matches!(
+            Decoder::new(&[0u8; 65], small),
+            Err(DecodeError::InputTooLarge { .. })
+        ));
     }
 
     #[test]
     fn text_must_be_utf8() {
         let bytes = hex::decode("62c328").unwrap();
-        assert_eq!(Decoder::new(&bytes, Limits::TX).unwrap().text(), Err(DecodeError::InvalidUtf8(0)));
+        assert_eq!(
+            Decoder::new(&bytes, Limits::TX).unwrap().text(),
+            Err(DecodeError::InvalidUtf8(0))
+        );
     }
 }

@@ -58,8 +58,7 @@ pub struct Checkpoint {
 
 /// Parses a decimal `u64` with no sign and no leading zeros (except `0` itself).
 pub(crate) fn parse_decimal_u64(s: &str) -> Option<u64> {
-    let canonical =
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if !canonical {
         return None;
     }
@@ -82,24 +81,19 @@ impl Checkpoint {
                 max: MAX_CHECKPOINT_BYTES,
             });
         }
-        let body = text
-            .strip_suffix('\n')
-            .ok_or(CheckpointError::MissingFinalNewline)?;
+        let body = text.strip_suffix('\n').ok_or(CheckpointError::MissingFinalNewline)?;
         if body.bytes().any(|b| b < 0x20 && b != b'\n') {
             return Err(CheckpointError::ControlCharacter);
         }
         let mut lines = body.split('\n');
-        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
-        else {
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next()) else {
             return Err(CheckpointError::TooFewLines);
         };
         if origin.is_empty() {
             return Err(CheckpointError::EmptyOrigin);
         }
-        let size = parse_decimal_u64(size)
-            .ok_or_else(|| CheckpointError::InvalidSize(size.to_string()))?;
-        let root =
-            parse_hash_b64(root).ok_or_else(|| CheckpointError::InvalidRoot(root.to_string()))?;
+        let size = parse_decimal_u64(size).ok_or_else(|| CheckpointError::InvalidSize(size.to_string()))?;
+        let root = parse_hash_b64(root).ok_or_else(|| CheckpointError::InvalidRoot(root.to_string()))?;
         let mut extensions = Vec::new();
         for line in lines {
             if line.is_empty() {

@@ -5,10 +5,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
-use crate::cbor::{decode_list, encode_list, Decode, DecodeError, Decoder, Encode, Encoder, Limits};
+use crate::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
 use crate::keys::PublicKey;
 use crate::limits::{MAX_ORGS, MAX_TEXT_BYTES, MAX_VALIDATORS};
-use crate::tx::{check_name, OrgSpec};
+use crate::tx::{OrgSpec, check_name};
 
 /// A validator: run by an organisation, with a consensus key (fixed for the network's life in
 /// this version) and a checkpoint-cosigning key (rotatable by governance).
@@ -87,7 +87,10 @@ impl Decode for ValidatorSpec {
         check_name(&v.name)?;
         check_name(&v.org)?;
         if v.p2p_address.len() > MAX_TEXT_BYTES || v.api_url.len() > MAX_TEXT_BYTES {
-            return Err(DecodeError::Invalid { what: "validator", why: "address too long" });
+            return Err(DecodeError::Invalid {
+                what: "validator",
+                why: "address too long",
+            });
         }
         d.end();
         Ok(v)
@@ -96,14 +99,19 @@ impl Decode for ValidatorSpec {
 
 impl Encode for Policy {
     fn encode(&self, e: &mut Encoder) {
-        e.array(2).uint(self.governance_threshold as u64).uint(self.proposal_ttl_blocks);
+        e.array(2)
+            .uint(self.governance_threshold as u64)
+            .uint(self.proposal_ttl_blocks);
     }
 }
 
 impl Decode for Policy {
     fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         d.array_of(2)?;
-        let p = Policy { governance_threshold: d.u32()?, proposal_ttl_blocks: d.uint()? };
+        let p = Policy {
+            governance_threshold: d.u32()?,
+            proposal_ttl_blocks: d.uint()?,
+        };
         d.end();
         Ok(p)
     }
@@ -152,7 +160,10 @@ impl Genesis {
             }
         }
         for (i, v) in self.validators.iter().enumerate() {
-            if self.validators[..i].iter().any(|w| w.name == v.name || w.consensus_key == v.consensus_key) {
+            if self.validators[..i]
+                .iter()
+                .any(|w| w.name == v.name || w.consensus_key == v.consensus_key)
+            {
                 return bad("duplicate validator name or consensus key");
             }
             if !self.orgs.iter().any(|o| o.name == v.org) {

@@ -81,19 +81,20 @@ impl PublicKey {
         let msg = signed_message(tag, body);
         match (self, sig) {
             (PublicKey::Ed25519(k), Signature::Ed25519(s)) => {
-                let vk = ed25519_dalek::VerifyingKey::from_bytes(k)
-                    .map_err(|_| SignatureError::BadKey("Ed25519"))?;
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(k).map_err(|_| SignatureError::BadKey("Ed25519"))?;
                 let sig = ed25519_dalek::Signature::from_bytes(s);
                 vk.verify_strict(&msg, &sig).map_err(|_| SignatureError::Invalid)
             }
             (PublicKey::P256(k), Signature::Es256(s)) => {
                 use p256::ecdsa::signature::Verifier;
-                let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(k)
-                    .map_err(|_| SignatureError::BadKey("P-256"))?;
+                let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(k).map_err(|_| SignatureError::BadKey("P-256"))?;
                 let sig = p256::ecdsa::Signature::from_slice(s).map_err(|_| SignatureError::Malformed)?;
                 vk.verify(&msg, &sig).map_err(|_| SignatureError::Invalid)
             }
-            (k, s) => Err(SignatureError::AlgorithmMismatch { key: k.algorithm(), sig: s.algorithm() }),
+            (k, s) => Err(SignatureError::AlgorithmMismatch {
+                key: k.algorithm(),
+                sig: s.algorithm(),
+            }),
         }
     }
 }
@@ -188,7 +189,12 @@ impl Decode for PublicKey {
         let key = match d.uint()? {
             KIND_ED25519 => PublicKey::Ed25519(d.fixed()?),
             KIND_P256 => PublicKey::P256(d.fixed()?),
-            value => return Err(DecodeError::UnknownVariant { what: "key kind", value }),
+            value => {
+                return Err(DecodeError::UnknownVariant {
+                    what: "key kind",
+                    value,
+                });
+            }
         };
         d.end();
         Ok(key)
@@ -211,7 +217,12 @@ impl Decode for Signature {
         let sig = match d.uint()? {
             KIND_ED25519 => Signature::Ed25519(d.fixed()?),
             KIND_P256 => Signature::Es256(d.fixed()?),
-            value => return Err(DecodeError::UnknownVariant { what: "signature kind", value }),
+            value => {
+                return Err(DecodeError::UnknownVariant {
+                    what: "signature kind",
+                    value,
+                });
+            }
         };
         d.end();
         Ok(sig)
@@ -255,8 +266,14 @@ impl core::str::FromStr for PublicKey {
         let (kind, hex_part) = s.split_once(':').ok_or(SignatureError::BadKey("text"))?;
         let bytes = hex::decode(hex_part).map_err(|_| SignatureError::BadKey("hex"))?;
         match kind {
-            "ed25519" => bytes.try_into().map(PublicKey::Ed25519).map_err(|_| SignatureError::BadKey("Ed25519")),
-            "p256" => bytes.try_into().map(PublicKey::P256).map_err(|_| SignatureError::BadKey("P-256")),
+            "ed25519" => bytes
+                .try_into()
+                .map(PublicKey::Ed25519)
+                .map_err(|_| SignatureError::BadKey("Ed25519")),
+            "p256" => bytes
+                .try_into()
+                .map(PublicKey::P256)
+                .map_err(|_| SignatureError::BadKey("P-256")),
             _ => Err(SignatureError::BadKey("unknown kind")),
         }
     }
@@ -289,6 +306,9 @@ mod tests {
         let ed = SigningKey::ed25519_from_seed(&[1u8; 32]);
         let p = SigningKey::p256_from_bytes(&[2u8; 32]).unwrap();
         let sig = p.sign(TAG_TX_V1, b"x");
-        assert!(matches!(ed.public_key().verify(TAG_TX_V1, b"x", &sig), Err(SignatureError::AlgorithmMismatch { .. })));
+        assert!(matches!(
+            ed.public_key().verify(TAG_TX_V1, b"x", &sig),
+            Err(SignatureError::AlgorithmMismatch { .. })
+        ));
     }
 }

@@ -156,10 +156,7 @@ impl Frontier {
         let mut level: u8 = 0;
         on_node(CompletedNode { level, index, hash });
         while index & 1 == 1 {
-            let left = self
-                .hashes
-                .pop()
-                .expect("frontier holds one hash per set bit of size");
+            let left = self.hashes.pop().expect("frontier holds one hash per set bit of size");
             hash = hash_children(&left, &hash);
             index >>= 1;
             level += 1;
@@ -191,14 +188,12 @@ impl Frontier {
 
     /// Parses the encoding of [`Frontier::to_bytes`]; the length must be exact.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MerkleError> {
-        let (header, rest) = bytes.split_first_chunk::<FRONTIER_HEADER_BYTES>().ok_or(
-            MerkleError::MalformedFrontier("shorter than its 8-byte size header"),
-        )?;
+        let (header, rest) = bytes
+            .split_first_chunk::<FRONTIER_HEADER_BYTES>()
+            .ok_or(MerkleError::MalformedFrontier("shorter than its 8-byte size header"))?;
         let size = u64::from_be_bytes(*header);
         if rest.len() != 32 * size.count_ones() as usize {
-            return Err(MerkleError::MalformedFrontier(
-                "length does not match the tree size",
-            ));
+            return Err(MerkleError::MalformedFrontier("length does not match the tree size"));
         }
         let hashes = rest
             .chunks_exact(32)
@@ -296,14 +291,11 @@ fn read_node<S: NodeStore + ?Sized>(store: &S, level: u8, index: u64) -> Result<
 /// `<= len` (true for every range in the RFC 9162 recursion).
 fn perfect_subtrees(start: u64, len: u64) -> impl Iterator<Item = (u8, u64)> {
     let mut offset = start;
-    (0..64u8)
-        .rev()
-        .filter(move |l| (len >> l) & 1 == 1)
-        .map(move |level| {
-            let node = (level, offset >> level);
-            offset += 1 << level;
-            node
-        })
+    (0..64u8).rev().filter(move |l| (len >> l) & 1 == 1).map(move |level| {
+        let node = (level, offset >> level);
+        offset += 1 << level;
+        node
+    })
 }
 
 /// MTH of leaves `[start, start + len)`, `len >= 1`, from perfect subtrees (O(log n) reads).
@@ -338,11 +330,7 @@ fn split_point(n: u64) -> u64 {
 
 /// Inclusion proof `PATH(index, D[0:size])` of RFC 9162 §2.1.3.1, leaf's
 /// sibling first, read from `store` with O(log n) reads.
-pub fn inclusion_proof<S: NodeStore + ?Sized>(
-    store: &S,
-    index: u64,
-    size: u64,
-) -> Result<Vec<Hash>, MerkleError> {
+pub fn inclusion_proof<S: NodeStore + ?Sized>(store: &S, index: u64, size: u64) -> Result<Vec<Hash>, MerkleError> {
     if index >= size {
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
@@ -366,11 +354,7 @@ pub fn is_subtree(start: u64, end: u64) -> bool {
 
 /// MTH of the leaves `[start, end)` of a subtree (see [`is_subtree`]); the
 /// empty root for an empty range. O(log n) reads.
-pub fn subtree_root<S: NodeStore + ?Sized>(
-    store: &S,
-    start: u64,
-    end: u64,
-) -> Result<Hash, MerkleError> {
+pub fn subtree_root<S: NodeStore + ?Sized>(store: &S, start: u64, end: u64) -> Result<Hash, MerkleError> {
     if !is_subtree(start, end) {
         return Err(MerkleError::InvalidSubtree { start, end });
     }
@@ -423,11 +407,7 @@ fn range_inclusion_proof<S: NodeStore + ?Sized>(
 /// Consistency proof `PROOF(size1, D[0:size2])` of RFC 9162 §2.1.4.1 with
 /// O(log n) reads. Sizes must satisfy `0 < size1 <= size2`; equal sizes give
 /// the empty proof.
-pub fn consistency_proof<S: NodeStore + ?Sized>(
-    store: &S,
-    size1: u64,
-    size2: u64,
-) -> Result<Vec<Hash>, MerkleError> {
+pub fn consistency_proof<S: NodeStore + ?Sized>(store: &S, size1: u64, size2: u64) -> Result<Vec<Hash>, MerkleError> {
     if size1 > size2 {
         return Err(MerkleError::SizesOutOfOrder { size1, size2 });
     }
@@ -486,12 +466,7 @@ pub fn verify_inclusion(
 
 /// Steps 1–5 of RFC 9162 §2.1.3.2 without the final root comparison: the root
 /// the proof implies.
-pub fn root_from_inclusion_proof(
-    leaf_hash: &Hash,
-    index: u64,
-    size: u64,
-    proof: &[Hash],
-) -> Result<Hash, MerkleError> {
+pub fn root_from_inclusion_proof(leaf_hash: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash, MerkleError> {
     if index >= size {
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
@@ -571,11 +546,10 @@ pub fn verify_consistency(
             actual: proof.len(),
         });
     }
-    let (fr, sr) =
-        consistency_roots(size1, size2, proof, root1).ok_or(MerkleError::WrongProofLength {
-            expected,
-            actual: proof.len(),
-        })?;
+    let (fr, sr) = consistency_roots(size1, size2, proof, root1).ok_or(MerkleError::WrongProofLength {
+        expected,
+        actual: proof.len(),
+    })?;
     if fr != *root1 {
         return Err(MerkleError::FirstRootMismatch);
     }
@@ -646,10 +620,7 @@ mod tests {
             let size = i as u64 + 1;
             assert_eq!(frontier.root(), store.root(size).unwrap());
             assert_eq!(Frontier::from_store(&store, size).unwrap(), frontier);
-            assert_eq!(
-                Frontier::from_bytes(&frontier.to_bytes()).unwrap(),
-                frontier
-            );
+            assert_eq!(Frontier::from_bytes(&frontier.to_bytes()).unwrap(), frontier);
         }
         assert_eq!(rebuilt, store);
     }
@@ -681,12 +652,7 @@ mod tests {
     fn hostile_sizes_do_not_panic() {
         let h = [7u8; 32];
         let long = [h; 70];
-        for &(i, n) in &[
-            (0, 0),
-            (u64::MAX, u64::MAX),
-            (u64::MAX - 1, u64::MAX),
-            (0, u64::MAX),
-        ] {
+        for &(i, n) in &[(0, 0), (u64::MAX, u64::MAX), (u64::MAX - 1, u64::MAX), (0, u64::MAX)] {
             for len in [0, 1, 63, 64, 70] {
                 let _ = verify_inclusion(&h, i, n, &long[..len], &h);
             }

@@ -120,14 +120,11 @@ fn check_name(name: &str) -> Result<(), NoteError> {
 
 /// Splits `<hex key ID>+<base64(type ‖ key)>` into the ID and the decoded key material.
 fn parse_id_and_material(rest: &str) -> Result<(u32, Vec<u8>), NoteError> {
-    let (id_hex, material_b64) = rest
-        .split_once('+')
-        .ok_or(NoteError::MalformedKey("missing '+'"))?;
+    let (id_hex, material_b64) = rest.split_once('+').ok_or(NoteError::MalformedKey("missing '+'"))?;
     if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NoteError::MalformedKey("key ID must be 8 hex digits"));
     }
-    let id = u32::from_str_radix(id_hex, 16)
-        .map_err(|_| NoteError::MalformedKey("key ID must be 8 hex digits"))?;
+    let id = u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::MalformedKey("key ID must be 8 hex digits"))?;
     let material = BASE64
         .decode(material_b64)
         .map_err(|_| NoteError::MalformedKey("key material is not standard base64"))?;
@@ -177,20 +174,13 @@ impl VerifierKey {
             .ok_or(NoteError::MalformedKey("expected name+id+key"))?;
         check_name(name)?;
         let (id, material) = parse_id_and_material(rest)?;
-        let expected = key_id(
-            name,
-            *material.first().unwrap_or(&0),
-            material.get(1..).unwrap_or(&[]),
-        );
+        let expected = key_id(name, *material.first().unwrap_or(&0), material.get(1..).unwrap_or(&[]));
         let (sig_type, key) = split_material(&material)?;
         if id != expected {
-            return Err(NoteError::KeyIdMismatch {
-                expected,
-                actual: id,
-            });
+            return Err(NoteError::KeyIdMismatch { expected, actual: id });
         }
-        let public_key = VerifyingKey::from_bytes(&key)
-            .map_err(|_| NoteError::MalformedKey("invalid Ed25519 public key"))?;
+        let public_key =
+            VerifyingKey::from_bytes(&key).map_err(|_| NoteError::MalformedKey("invalid Ed25519 public key"))?;
         Ok(Self {
             name: name.to_string(),
             key_id: id,
@@ -224,9 +214,7 @@ impl VerifierKey {
         };
         let (message, timestamp, sig) = match self.sig_type {
             SIG_TYPE_COSIGNATURE_V1 => {
-                let (ts, sig) = sig
-                    .split_first_chunk::<TIMESTAMP_BYTES>()
-                    .ok_or_else(invalid)?;
+                let (ts, sig) = sig.split_first_chunk::<TIMESTAMP_BYTES>().ok_or_else(invalid)?;
                 let ts = u64::from_be_bytes(*ts);
                 if ts > MAX_COSIGNATURE_TIMESTAMP {
                     return Err(invalid());
@@ -248,13 +236,7 @@ impl fmt::Display for VerifierKey {
         let mut material = Vec::with_capacity(33);
         material.push(self.sig_type);
         material.extend_from_slice(self.public_key.as_bytes());
-        write!(
-            f,
-            "{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            BASE64.encode(material)
-        )
+        write!(f, "{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(material))
     }
 }
 
@@ -279,19 +261,14 @@ impl SignerKey {
     pub fn from_seed(name: &str, sig_type: u8, seed: &[u8; 32]) -> Result<Self, NoteError> {
         let signing_key = SigningKey::from_bytes(seed);
         let verifier = VerifierKey::new(name, sig_type, signing_key.verifying_key())?;
-        Ok(Self {
-            verifier,
-            signing_key,
-        })
+        Ok(Self { verifier, signing_key })
     }
 
     /// Parses `PRIVATE+KEY+name+hexkeyid+base64(type ‖ seed)`, checking the key ID against the derived public key.
     pub fn parse(skey: &str) -> Result<Self, NoteError> {
         let rest = skey
             .strip_prefix(SIGNER_KEY_PREFIX)
-            .ok_or(NoteError::MalformedKey(
-                "signer key must start with PRIVATE+KEY+",
-            ))?;
+            .ok_or(NoteError::MalformedKey("signer key must start with PRIVATE+KEY+"))?;
         let (name, rest) = rest
             .split_once('+')
             .ok_or(NoteError::MalformedKey("expected name+id+key"))?;
@@ -369,11 +346,9 @@ pub struct NoteSignature {
 impl NoteSignature {
     /// Parses one line without its newline: `— <name> <base64(keyid ‖ sig)>`.
     pub fn parse_line(line: &str) -> Result<Self, NoteError> {
-        let rest = line
-            .strip_prefix(SIGNATURE_LINE_PREFIX)
-            .ok_or(NoteError::Malformed(
-                "signature line must start with an em dash and a space",
-            ))?;
+        let rest = line.strip_prefix(SIGNATURE_LINE_PREFIX).ok_or(NoteError::Malformed(
+            "signature line must start with an em dash and a space",
+        ))?;
         let (name, b64) = rest
             .split_once(' ')
             .ok_or(NoteError::Malformed("signature line lacks a space"))?;
@@ -411,12 +386,7 @@ impl fmt::Display for NoteSignature {
         let mut raw = Vec::with_capacity(KEY_ID_BYTES + self.sig.len());
         raw.extend_from_slice(&self.key_id.to_be_bytes());
         raw.extend_from_slice(&self.sig);
-        write!(
-            f,
-            "{SIGNATURE_LINE_PREFIX}{} {}",
-            self.name,
-            BASE64.encode(raw)
-        )
+        write!(f, "{SIGNATURE_LINE_PREFIX}{} {}", self.name, BASE64.encode(raw))
     }
 }
 
@@ -528,11 +498,7 @@ pub struct OpenedNote {
 /// `unknown_signatures`); a line from a known key that fails to verify
 /// rejects the note; repeated lines from one key count once. At least one
 /// known key must have signed ([`NoteError::NoKnownSignature`]).
-pub fn open(
-    msg: &[u8],
-    known: &[VerifierKey],
-    limits: &NoteLimits,
-) -> Result<OpenedNote, NoteError> {
+pub fn open(msg: &[u8], known: &[VerifierKey], limits: &NoteLimits) -> Result<OpenedNote, NoteError> {
     let note = Note::parse(msg, limits)?;
     let mut opened = OpenedNote {
         text: note.text,
@@ -540,9 +506,7 @@ pub fn open(
         unknown_signatures: 0,
     };
     for sig in &note.signatures {
-        let mut matching = known
-            .iter()
-            .filter(|k| k.name == sig.name && k.key_id == sig.key_id);
+        let mut matching = known.iter().filter(|k| k.name == sig.name && k.key_id == sig.key_id);
         let Some(key) = matching.next() else {
             opened.unknown_signatures += 1;
             continue;

@@ -66,8 +66,7 @@ pub struct TlogProof {
 
 /// Splits one `\n`-terminated line off `s`.
 fn next_line(s: &str) -> Result<(&str, &str), TlogProofError> {
-    s.split_once('\n')
-        .ok_or(TlogProofError::Malformed("unterminated line"))
+    s.split_once('\n').ok_or(TlogProofError::Malformed("unterminated line"))
 }
 
 impl TlogProof {
@@ -75,16 +74,11 @@ impl TlogProof {
     pub fn parse(text: &str, limits: &NoteLimits) -> Result<Self, TlogProofError> {
         let max = limits.note_bytes_max + MAX_EXTRA_BYTES * 2 + (MAX_PROOF_HASHES + 4) * 64;
         if text.len() > max {
-            return Err(TlogProofError::TooLarge {
-                len: text.len(),
-                max,
-            });
+            return Err(TlogProofError::TooLarge { len: text.len(), max });
         }
         let (header, mut rest) = next_line(text)?;
         if header != TLOG_PROOF_HEADER {
-            return Err(TlogProofError::Malformed(
-                "first line must be c2sp.org/tlog-proof@v1",
-            ));
+            return Err(TlogProofError::Malformed("first line must be c2sp.org/tlog-proof@v1"));
         }
         let (mut line, mut after) = next_line(rest)?;
         let mut extra = None;
@@ -113,10 +107,7 @@ impl TlogProof {
             if hashes.len() == MAX_PROOF_HASHES {
                 return Err(TlogProofError::TooManyHashes);
             }
-            hashes.push(
-                parse_hash_b64(line)
-                    .ok_or(TlogProofError::Malformed("proof line is not a base64 hash"))?,
-            );
+            hashes.push(parse_hash_b64(line).ok_or(TlogProofError::Malformed("proof line is not a base64 hash"))?);
         }
         Ok(Self {
             extra,
@@ -165,12 +156,8 @@ impl TlogProof {
                 keys: verifiers.len(),
             });
         }
-        let signed = crate::checkpoint::open_checkpoint(
-            self.checkpoint_note.as_bytes(),
-            expected_origin,
-            verifiers,
-            limits,
-        )?;
+        let signed =
+            crate::checkpoint::open_checkpoint(self.checkpoint_note.as_bytes(), expected_origin, verifiers, limits)?;
         let valid = signed.note.verified.len();
         if valid < threshold {
             return Err(TlogProofError::BelowThreshold { valid, threshold });

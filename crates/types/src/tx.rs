@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
-use crate::cbor::{decode_list, encode_list, Decode, DecodeError, Decoder, Encode, Encoder, Limits};
+use crate::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
 use crate::keys::{KeyId, PublicKey, Signature, SigningKey, TAG_TX_V1};
 use crate::limits::*;
 
@@ -42,8 +42,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Manufacturer, Role::Owner, Role::Publisher, Role::Auditor, Role::Consumer, Role::Operator];
+    pub const ALL: [Role; 6] = [
+        Role::Manufacturer,
+        Role::Owner,
+        Role::Publisher,
+        Role::Auditor,
+        Role::Consumer,
+        Role::Operator,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -80,9 +86,14 @@ impl Decode for Role {
 /// Check a name used for organisations and validators: 1..=64 bytes of `[a-z0-9-]`, not
 /// starting or ending with `-` (so it is safe in URLs, file names and note key names).
 pub fn check_name(name: &str) -> Result<(), DecodeError> {
-    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if name.is_empty() || name.len() > MAX_NAME_BYTES || !ok_chars || name.starts_with('-') || name.ends_with('-') {
-        return Err(DecodeError::Invalid { what: "name", why: "must be 1-64 chars of a-z, 0-9 and '-'" });
+        return Err(DecodeError::Invalid {
+            what: "name",
+            why: "must be 1-64 chars of a-z, 0-9 and '-'",
+        });
     }
     Ok(())
 }
@@ -96,7 +107,11 @@ fn decode_name(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
 fn decode_text(d: &mut Decoder<'_>, max: usize) -> Result<String, DecodeError> {
     let s = d.string()?;
     if s.len() > max {
-        return Err(DecodeError::TooLong { what: "text", len: s.len() as u64, max });
+        return Err(DecodeError::TooLong {
+            what: "text",
+            len: s.len() as u64,
+            max,
+        });
     }
     Ok(s)
 }
@@ -124,7 +139,10 @@ impl Decode for OrgSpec {
         let roles = decode_list(d, MAX_ROLES)?;
         let keys: Vec<PublicKey> = decode_list(d, MAX_ORG_KEYS)?;
         if keys.is_empty() {
-            return Err(DecodeError::Invalid { what: "organisation", why: "needs at least one key" });
+            return Err(DecodeError::Invalid {
+                what: "organisation",
+                why: "needs at least one key",
+            });
         }
         d.end();
         Ok(OrgSpec { name, roles, keys })
@@ -148,9 +166,18 @@ pub enum GovAction {
     RemoveOrg { org: String },
     /// Replace one of an organisation's keys by another from `effective_height` on. The old key
     /// stays valid until then, so a rotation never locks an organisation out.
-    RotateOrgKey { org: String, old: KeyId, new: PublicKey, effective_height: u64 },
+    RotateOrgKey {
+        org: String,
+        old: KeyId,
+        new: PublicKey,
+        effective_height: u64,
+    },
     /// Replace a validator's checkpoint-cosigning key from `effective_height` on.
-    RotateValidatorKey { validator: String, new: PublicKey, effective_height: u64 },
+    RotateValidatorKey {
+        validator: String,
+        new: PublicKey,
+        effective_height: u64,
+    },
     /// Change a policy threshold.
     SetThreshold { kind: ThresholdKind, value: u32 },
 }
@@ -183,19 +210,31 @@ impl Encode for GovAction {
             GovAction::RemoveOrg { org } => {
                 e.array(2).uint(GOV_REMOVE_ORG).text(org);
             }
-            GovAction::RotateOrgKey { org, old, new, effective_height } => {
+            GovAction::RotateOrgKey {
+                org,
+                old,
+                new,
+                effective_height,
+            } => {
                 e.array(5).uint(GOV_ROTATE_ORG_KEY).text(org);
                 old.encode(e);
                 new.encode(e);
                 e.uint(*effective_height);
             }
-            GovAction::RotateValidatorKey { validator, new, effective_height } => {
+            GovAction::RotateValidatorKey {
+                validator,
+                new,
+                effective_height,
+            } => {
                 e.array(4).uint(GOV_ROTATE_VALIDATOR_KEY).text(validator);
                 new.encode(e);
                 e.uint(*effective_height);
             }
             GovAction::SetThreshold { kind, value } => {
-                e.array(3).uint(GOV_SET_THRESHOLD).uint(*kind as u64).uint(*value as u64);
+                e.array(3)
+                    .uint(GOV_SET_THRESHOLD)
+                    .uint(*kind as u64)
+                    .uint(*value as u64);
             }
         }
     }
@@ -208,28 +247,47 @@ impl Decode for GovAction {
         let (arity, action) = match tag {
             GOV_ADD_ORG => (2, GovAction::AddOrg(OrgSpec::decode(d)?)),
             GOV_REMOVE_ORG => (2, GovAction::RemoveOrg { org: decode_name(d)? }),
-            GOV_ROTATE_ORG_KEY => (5, GovAction::RotateOrgKey {
-                org: decode_name(d)?,
-                old: KeyId::decode(d)?,
-                new: PublicKey::decode(d)?,
-                effective_height: d.uint()?,
-            }),
-            GOV_ROTATE_VALIDATOR_KEY => (4, GovAction::RotateValidatorKey {
-                validator: decode_name(d)?,
-                new: PublicKey::decode(d)?,
-                effective_height: d.uint()?,
-            }),
+            GOV_ROTATE_ORG_KEY => (
+                5,
+                GovAction::RotateOrgKey {
+                    org: decode_name(d)?,
+                    old: KeyId::decode(d)?,
+                    new: PublicKey::decode(d)?,
+                    effective_height: d.uint()?,
+                },
+            ),
+            GOV_ROTATE_VALIDATOR_KEY => (
+                4,
+                GovAction::RotateValidatorKey {
+                    validator: decode_name(d)?,
+                    new: PublicKey::decode(d)?,
+                    effective_height: d.uint()?,
+                },
+            ),
             GOV_SET_THRESHOLD => {
                 let kind = match d.uint()? {
                     1 => ThresholdKind::Governance,
-                    value => return Err(DecodeError::UnknownVariant { what: "threshold kind", value }),
+                    value => {
+                        return Err(DecodeError::UnknownVariant {
+                            what: "threshold kind",
+                            value,
+                        });
+                    }
                 };
                 (3, GovAction::SetThreshold { kind, value: d.u32()? })
             }
-            value => return Err(DecodeError::UnknownVariant { what: "governance action", value }),
+            value => {
+                return Err(DecodeError::UnknownVariant {
+                    what: "governance action",
+                    value,
+                });
+            }
         };
         if n != arity {
-            return Err(DecodeError::WrongArity { expected: arity, found: n });
+            return Err(DecodeError::WrongArity {
+                expected: arity,
+                found: n,
+            });
         }
         d.end();
         Ok(action)
@@ -284,19 +342,37 @@ impl Decode for Payload {
         let n = d.array()?;
         let (arity, payload) = match d.uint()? {
             PAYLOAD_PROPOSE => (2, Payload::Propose(GovAction::decode(d)?)),
-            PAYLOAD_APPROVE => (2, Payload::Approve { proposal: TxHash(d.fixed()?) }),
+            PAYLOAD_APPROVE => (
+                2,
+                Payload::Approve {
+                    proposal: TxHash(d.fixed()?),
+                },
+            ),
             PAYLOAD_STATEMENT => {
                 let topic = decode_text(d, MAX_TEXT_BYTES)?;
                 let body = d.bytes()?;
                 if body.len() > MAX_STATEMENT_BYTES {
-                    return Err(DecodeError::TooLong { what: "statement", len: body.len() as u64, max: MAX_STATEMENT_BYTES });
+                    return Err(DecodeError::TooLong {
+                        what: "statement",
+                        len: body.len() as u64,
+                        max: MAX_STATEMENT_BYTES,
+                    });
                 }
-                (3, Payload::Statement { topic, body: body.to_vec() })
+                (
+                    3,
+                    Payload::Statement {
+                        topic,
+                        body: body.to_vec(),
+                    },
+                )
             }
             value => return Err(DecodeError::UnknownVariant { what: "payload", value }),
         };
         if n != arity {
-            return Err(DecodeError::WrongArity { expected: arity, found: n });
+            return Err(DecodeError::WrongArity {
+                expected: arity,
+                found: n,
+            });
         }
         d.end();
         Ok(payload)
@@ -382,7 +458,10 @@ impl Encode for SignedTx {
 impl Decode for SignedTx {
     fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         d.array_of(2)?;
-        let tx = SignedTx { body: TxBody::decode(d)?, signature: Signature::decode(d)? };
+        let tx = SignedTx {
+            body: TxBody::decode(d)?,
+            signature: Signature::decode(d)?,
+        };
         d.end();
         Ok(tx)
     }

@@ -7,9 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chipledger_types::merkle::{
-    Frontier, Hash, MemoryStore, MerkleError, NodeStore, consistency_proof, empty_root,
-    hash_children, hash_leaf, inclusion_proof, is_subtree, root_from_store,
-    subtree_inclusion_proof, subtree_root, verify_consistency, verify_inclusion,
+    Frontier, Hash, MemoryStore, MerkleError, NodeStore, consistency_proof, empty_root, hash_children, hash_leaf,
+    inclusion_proof, is_subtree, root_from_store, subtree_inclusion_proof, subtree_root, verify_consistency,
+    verify_inclusion,
 };
 use sha2::{Digest, Sha256};
 
@@ -84,10 +84,7 @@ fn load_probes(file: &str) -> Vec<Probe> {
             let at = format!("{file}:{}", i + 1);
             let f: Vec<&str> = line.split(' ').collect();
             assert_eq!(f.len(), 7, "{at}: expected 7 fields, got {}", f.len());
-            let num = |s: &str| -> u64 {
-                s.parse()
-                    .unwrap_or_else(|e| panic!("{at}: bad number {s:?}: {e}"))
-            };
+            let num = |s: &str| -> u64 { s.parse().unwrap_or_else(|e| panic!("{at}: bad number {s:?}: {e}")) };
             let proof = match f[5] {
                 "none" => Vec::new(),
                 list => list.split(',').map(byte_field).collect(),
@@ -110,11 +107,7 @@ fn load_probes(file: &str) -> Vec<Probe> {
             }
         })
         .collect();
-    assert_eq!(
-        probes.len(),
-        PROBES_PER_FILE,
-        "{file}: unexpected number of probes"
-    );
+    assert_eq!(probes.len(), PROBES_PER_FILE, "{file}: unexpected number of probes");
     probes
 }
 
@@ -146,9 +139,7 @@ fn constants() -> Constants {
                     hex::decode(f[2]).unwrap()
                 });
             }
-            "node" => c
-                .nodes
-                .push((f[1].parse().unwrap(), f[2].parse().unwrap(), h(f[3]))),
+            "node" => c.nodes.push((f[1].parse().unwrap(), f[2].parse().unwrap(), h(f[3]))),
             "root" => {
                 assert_eq!(f[1].parse::<usize>().unwrap(), c.roots.len());
                 c.roots.push(h(f[2]));
@@ -169,27 +160,12 @@ fn known_roots_and_nodes() {
     assert_eq!(frontier.root(), c.roots[0]);
     for (i, leaf) in c.leaves.iter().enumerate() {
         frontier.append(leaf);
-        assert_eq!(
-            frontier.root(),
-            c.roots[i + 1],
-            "frontier root at size {}",
-            i + 1
-        );
-        assert_eq!(
-            root_from_store(&store, i as u64 + 1).unwrap(),
-            c.roots[i + 1]
-        );
-        assert_eq!(
-            Frontier::from_store(&store, i as u64 + 1).unwrap(),
-            frontier
-        );
+        assert_eq!(frontier.root(), c.roots[i + 1], "frontier root at size {}", i + 1);
+        assert_eq!(root_from_store(&store, i as u64 + 1).unwrap(), c.roots[i + 1]);
+        assert_eq!(Frontier::from_store(&store, i as u64 + 1).unwrap(), frontier);
     }
     for &(level, index, hash) in &c.nodes {
-        assert_eq!(
-            store.node(level, index),
-            Some(hash),
-            "node ({level}, {index})"
-        );
+        assert_eq!(store.node(level, index), Some(hash), "node ({level}, {index})");
     }
     assert_eq!(store.node(3, 1), None);
 }
@@ -207,16 +183,11 @@ fn inclusion_probes() {
         let (index, size) = (p.n1, p.n2);
         let typed = (p.h1(), p.proof(), p.h2());
         let result = match &typed {
-            (Some(leaf), Some(proof), Some(root)) => {
-                verify_inclusion(leaf, index, size, proof, root)
-            }
+            (Some(leaf), Some(proof), Some(root)) => verify_inclusion(leaf, index, size, proof, root),
             _ => Err(MerkleError::RootMismatch), // rejected at the typed boundary
         };
         if result.is_ok() == p.want_err {
-            failures.push(format!(
-                "{}: want error {}, got {result:?}",
-                p.at, p.want_err
-            ));
+            failures.push(format!("{}: want error {}, got {result:?}", p.at, p.want_err));
         }
         // Generation: a valid probe over the constants tree must be exactly what we produce.
         if let (false, (Some(leaf), Some(proof), Some(root))) = (p.want_err, typed)
@@ -225,12 +196,7 @@ fn inclusion_probes() {
             && store.node(0, index) == Some(leaf)
             && c.roots[size as usize] == root
         {
-            assert_eq!(
-                inclusion_proof(&store, index, size).unwrap(),
-                proof,
-                "{}",
-                p.at
-            );
+            assert_eq!(inclusion_proof(&store, index, size).unwrap(), proof, "{}", p.at);
             generated += 1;
         }
     }
@@ -281,12 +247,7 @@ fn consistency_probes() {
             && c.roots[size1 as usize] == r1
             && c.roots[size2 as usize] == r2
         {
-            assert_eq!(
-                consistency_proof(&store, size1, size2).unwrap(),
-                proof,
-                "{}",
-                p.at
-            );
+            assert_eq!(consistency_proof(&store, size1, size2).unwrap(), proof, "{}", p.at);
             generated += 1;
         }
     }
@@ -312,10 +273,7 @@ fn untyped_hash_probe_is_the_equal_sizes_case() {
     // The one probe we list as deviating: equal sizes, empty proof, equal 12-byte "roots".
     // With real 32-byte hashes the same shape must succeed.
     let probes = load_probes("consistency.txt");
-    let p = probes
-        .iter()
-        .find(|p| p.name == UNTYPED_HASH_PROBES[0])
-        .unwrap();
+    let p = probes.iter().find(|p| p.name == UNTYPED_HASH_PROBES[0]).unwrap();
     assert!(!p.want_err);
     assert_eq!((p.h1.len(), p.h2.len()), (12, 12));
     assert_eq!(p.h1, p.h2);
@@ -361,21 +319,11 @@ fn accumulated_subtree_hash_and_inclusion_vectors() {
                 line.push_str(&format!(" {}", hex::encode(h)));
             }
             inclusions.update(line + "\n");
-            verify_inclusion(
-                &hash_leaf(&[index as u8]),
-                index - start,
-                end - start,
-                &proof,
-                &root,
-            )
-            .unwrap();
+            verify_inclusion(&hash_leaf(&[index as u8]), index - start, end - start, &proof, &root).unwrap();
         }
     }
     assert_eq!(hex::encode(hashes.finalize()), want["subtree_hash"]);
-    assert_eq!(
-        hex::encode(inclusions.finalize()),
-        want["subtree_inclusion"]
-    );
+    assert_eq!(hex::encode(inclusions.finalize()), want["subtree_inclusion"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -437,9 +385,7 @@ fn ref_subproof(m: usize, d: &[Vec<u8>], b: bool) -> Vec<Hash> {
 const REFERENCE_MAX: usize = 70;
 
 fn reference_leaves() -> Vec<Vec<u8>> {
-    (0..REFERENCE_MAX)
-        .map(|i| format!("leaf {i}").into_bytes())
-        .collect()
+    (0..REFERENCE_MAX).map(|i| format!("leaf {i}").into_bytes()).collect()
 }
 
 #[test]
@@ -456,10 +402,7 @@ fn reference_roots_and_inclusion_all_sizes() {
             let proof = inclusion_proof(&store, m as u64, n as u64).unwrap();
             assert_eq!(proof, ref_path(m, &d[..n]), "PATH({m}, D[{n}])");
             let leaf = hash_leaf(&d[m]);
-            assert_eq!(
-                verify_inclusion(&leaf, m as u64, n as u64, &proof, &root),
-                Ok(())
-            );
+            assert_eq!(verify_inclusion(&leaf, m as u64, n as u64, &proof, &root), Ok(()));
             inclusion_negatives(&leaf, m as u64, n as u64, &proof, &root);
         }
     }
@@ -480,10 +423,7 @@ fn reference_consistency_all_sizes() {
             };
             assert_eq!(proof, want, "PROOF({m}, D[{n}])");
             let root1 = ref_mth(&d[..m]);
-            assert_eq!(
-                verify_consistency(m as u64, n as u64, &proof, &root1, &root2),
-                Ok(())
-            );
+            assert_eq!(verify_consistency(m as u64, n as u64, &proof, &root1, &root2), Ok(()));
             consistency_negatives(m as u64, n as u64, &proof, &root1, &root2);
         }
     }

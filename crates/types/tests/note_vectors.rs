@@ -11,8 +11,8 @@
 use chipledger_types::checkpoint::{Checkpoint, CheckpointError, open_checkpoint};
 use chipledger_types::merkle::{MemoryStore, hash_leaf, inclusion_proof};
 use chipledger_types::note::{
-    self, Note, NoteError, NoteLimits, NoteSignature, SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519,
-    SignerKey, VerifierKey, open, sign_note,
+    self, Note, NoteError, NoteLimits, NoteSignature, SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519, SignerKey,
+    VerifierKey, open, sign_note,
 };
 use chipledger_types::tlog_proof::{TlogProof, TlogProofError};
 
@@ -23,12 +23,14 @@ const LIMITS: NoteLimits = NoteLimits {
 
 // golang/mod sumdb/note/note_test.go
 const PETER_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-const PETER_SKEY: &str =
-    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const PETER_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 const ENOCH_VKEY: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
-const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
-const PETER_SIG: &str = "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
-const ENOCH_SIG: &str = "— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
+const GO_TEXT: &str =
+    "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+const PETER_SIG: &str =
+    "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+const ENOCH_SIG: &str =
+    "— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
 
 fn vkey(s: &str) -> VerifierKey {
     VerifierKey::parse(s).unwrap()
@@ -45,10 +47,7 @@ fn go_sign_is_byte_exact() {
     assert_eq!(signer.to_secret_string(), PETER_SKEY);
     let msg = sign_note(GO_TEXT, &[&signer], 0).unwrap();
     assert_eq!(msg.as_bytes(), go_note(PETER_SIG));
-    assert!(
-        sign_note("abc", &[&signer], 0).is_err(),
-        "text without final newline"
-    );
+    assert!(sign_note("abc", &[&signer], 0).is_err(), "text without final newline");
 }
 
 #[test]
@@ -87,9 +86,7 @@ fn go_open_cases() {
     // Repeats of a signature line, whether from a trusted key or not, are counted
     // a single time, and a corrupted line under a key we do not trust is no error.
     let enoch_abcd = format!("{}ABCD{}", &ENOCH_SIG[..60], &ENOCH_SIG[60..]);
-    let dup = go_note(&format!(
-        "{PETER_SIG}{PETER_SIG}{ENOCH_SIG}{ENOCH_SIG}{enoch_abcd}"
-    ));
+    let dup = go_note(&format!("{PETER_SIG}{PETER_SIG}{ENOCH_SIG}{ENOCH_SIG}{enoch_abcd}"));
     let n = open(&dup, std::slice::from_ref(&peter), &LIMITS).unwrap();
     assert_eq!((n.verified.len(), n.unknown_signatures), (1, 3));
 }
@@ -109,10 +106,7 @@ fn go_malformed_notes() {
     ];
     for msg in &bad_msgs {
         assert!(
-            matches!(
-                open(msg.as_bytes(), &peter, &LIMITS),
-                Err(NoteError::Malformed(_))
-            ),
+            matches!(open(msg.as_bytes(), &peter, &LIMITS), Err(NoteError::Malformed(_))),
             "{msg:?}"
         );
     }
@@ -152,16 +146,8 @@ fn go_key_manglings_are_rejected() {
     }
     // Key IDs below are recomputed to match, so only the over-long key material
     // and the unsupported type byte 0x65 can cause the rejection.
-    assert!(
-        VerifierKey::parse(
-            "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY=="
-        )
-        .is_err()
-    );
-    assert!(
-        VerifierKey::parse("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
-            .is_err()
-    );
+    assert!(VerifierKey::parse("PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==").is_err());
+    assert!(VerifierKey::parse("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").is_err());
 
     let b = PETER_SKEY.as_bytes();
     for i in 0..=b.len() {
@@ -255,12 +241,7 @@ fn sumdb_checkpoint_with_witnesses() {
     assert_eq!(signed.checkpoint.size, 6476701);
     assert_eq!(signed.note.verified.len(), 4);
     assert!(matches!(
-        open_checkpoint(
-            msg.as_bytes(),
-            "Go rocks but I might have the wrong ID",
-            &keys,
-            &LIMITS
-        ),
+        open_checkpoint(msg.as_bytes(), "Go rocks but I might have the wrong ID", &keys, &LIMITS),
         Err(CheckpointError::WrongOrigin { .. })
     ));
     // A witness line whose signature bytes belong to another witness fails under a known key.
@@ -279,27 +260,20 @@ fn spec_cosignature_framing() {
     );
     assert_eq!(sig.to_string(), line);
     // The spec's signed-message example.
-    let body =
-        "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    let body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
     assert_eq!(
         note::cosignature_v1_message(body, 1679315147),
         format!("cosignature/v1\ntime 1679315147\n{body}")
     );
     // transparency-dev/formats note_cosigv1_test.go TestCoSigV1Timestamp.
-    let raw = "— w ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA==";
+    let raw =
+        "— w ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA==";
     assert_eq!(
-        NoteSignature::parse_line(raw)
-            .unwrap()
-            .cosignature_timestamp(),
+        NoteSignature::parse_line(raw).unwrap().cosignature_timestamp(),
         Some(1727964367)
     );
     let plain = "— w eQjRQm6eSKzFoiYalgwCPXu2y3ijtg68is9M46JKxuZB+dRfTmeQeDBoXnvxZx2ugnkyV+MUMLXpWs1hPb/W/4xkNQY=";
-    assert_eq!(
-        NoteSignature::parse_line(plain)
-            .unwrap()
-            .cosignature_timestamp(),
-        None
-    );
+    assert_eq!(NoteSignature::parse_line(plain).unwrap().cosignature_timestamp(), None);
 }
 
 fn seed(b: u8) -> [u8; 32] {
@@ -402,32 +376,19 @@ fn tlog_proof_roundtrip_and_verify() {
         .unwrap();
     assert_eq!(cp.size, 5);
     assert!(matches!(
-        parsed.verify(
-            &hash_leaf(b"x"),
-            "example.com/chipledger",
-            &keys,
-            2,
-            &LIMITS
-        ),
+        parsed.verify(&hash_leaf(b"x"), "example.com/chipledger", &keys, 2, &LIMITS),
         Err(TlogProofError::Inclusion(_))
     ));
     let three = [keys[0].clone(), keys[1].clone(), vkey(PETER_VKEY)];
     assert_eq!(
         parsed.verify(&leaf, "example.com/chipledger", &three, 3, &LIMITS),
-        Err(TlogProofError::BelowThreshold {
-            valid: 2,
-            threshold: 3
-        })
+        Err(TlogProofError::BelowThreshold { valid: 2, threshold: 3 })
     );
     assert!(matches!(
         parsed.verify(&leaf, "example.com/chipledger", &keys, 0, &LIMITS),
         Err(TlogProofError::InvalidThreshold { .. })
     ));
-    assert!(
-        parsed
-            .verify(&leaf, "other.origin", &keys, 1, &LIMITS)
-            .is_err()
-    );
+    assert!(parsed.verify(&leaf, "other.origin", &keys, 1, &LIMITS).is_err());
 }
 
 #[test]
@@ -441,10 +402,7 @@ fn tlog_proof_parse_errors() {
         format!("c2sp.org/tlog-proof@v1\nindex -5\n\n{cp}"),
         format!("c2sp.org/tlog-proof@v1\nindex 01\n\n{cp}"),
         format!("c2sp.org/tlog-proof@v1\nindex 0\n!!notbase64!!\n\n{cp}"),
-        format!(
-            "c2sp.org/tlog-proof@v1\nindex 0\n{}\n\n{cp}",
-            "A".repeat(88)
-        ),
+        format!("c2sp.org/tlog-proof@v1\nindex 0\n{}\n\n{cp}", "A".repeat(88)),
         format!("c2sp.org/tlog-proof@v1\nindex 0\n{}", "a".repeat(65 * 1024)),
         "c2sp.org/tlog-proof@v1\nindex 0\n".to_string(),
         format!(

@@ -32,10 +32,7 @@ pub(crate) type MarshalMailbox = Mailbox<Scheme, Standard<LedgerBlock>>;
 /// The runtime clock in milliseconds since the Unix epoch (simulated time under the
 /// deterministic runtime).
 pub(crate) fn now_ms(clock: &impl Clock) -> u64 {
-    let since = clock
-        .current()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = clock.current().duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -104,11 +101,8 @@ where
             // Not a verdict: the data may still arrive; consensus cancels us when it moves on.
             return std::future::pending().await;
         };
-        self.ledger.verify(
-            parent.inner().bytes(),
-            block.inner().bytes(),
-            now_ms(&runtime),
-        )
+        self.ledger
+            .verify(parent.inner().bytes(), block.inner().bytes(), now_ms(&runtime))
     }
 }
 

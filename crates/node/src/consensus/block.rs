@@ -30,10 +30,7 @@ type Describe = dyn Fn(&[u8]) -> Option<BlockInfo> + Send + Sync;
 impl BlockCodec {
     /// A codec that parses blocks with `ledger.describe`, rejecting blocks over `max_block_bytes`.
     pub fn new<L: Ledger>(ledger: L, max_block_bytes: usize) -> Self {
-        assert!(
-            max_block_bytes <= MAX_BLOCK_BYTES,
-            "block limit above MAX_BLOCK_BYTES"
-        );
+        assert!(max_block_bytes <= MAX_BLOCK_BYTES, "block limit above MAX_BLOCK_BYTES");
         Self {
             max_block_bytes,
             describe: Arc::new(move |bytes| ledger.describe(bytes)),
@@ -116,10 +113,8 @@ impl Read for LedgerBlock {
     fn read_cfg(buf: &mut impl Buf, cfg: &Self::Cfg) -> Result<Self, CodecError> {
         let range: RangeCfg<usize> = (0..=cfg.max_block_bytes).into();
         let bytes = Bytes::read_cfg(buf, &range)?;
-        cfg.block(bytes).ok_or(CodecError::Invalid(
-            "LedgerBlock",
-            "ledger rejected block bytes",
-        ))
+        cfg.block(bytes)
+            .ok_or(CodecError::Invalid("LedgerBlock", "ledger rejected block bytes"))
     }
 }
 

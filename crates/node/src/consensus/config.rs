@@ -25,9 +25,7 @@ pub enum ConfigError {
     DuplicateValidator { index: usize },
     #[error("this node's key ({public_key}) is not in the validator list")]
     NotAValidator { public_key: String },
-    #[error(
-        "timeouts must satisfy 0 < leader < certification < skip and 0 < retry < skip (ms): {0:?}"
-    )]
+    #[error("timeouts must satisfy 0 < leader < certification < skip and 0 < retry < skip (ms): {0:?}")]
     BadTimeouts(Timeouts),
     #[error("max_block_bytes {got} exceeds the engine limit {max}")]
     BlockLimitTooLarge { got: usize, max: usize },
@@ -207,14 +205,12 @@ pub(crate) fn participant_set(validators: &[[u8; 32]]) -> Result<Set<PublicKey>,
 
 /// Parses validator key #`index`.
 pub(crate) fn parse_public_key(bytes: &[u8; 32], index: usize) -> Result<PublicKey, ConfigError> {
-    PublicKey::decode(bytes::Bytes::copy_from_slice(bytes))
-        .map_err(|_| ConfigError::BadPublicKey { index })
+    PublicKey::decode(bytes::Bytes::copy_from_slice(bytes)).map_err(|_| ConfigError::BadPublicKey { index })
 }
 
 /// The ed25519 key for a 32-byte seed (infallible: every 32-byte string is a valid seed).
 pub(crate) fn private_key(seed: &[u8; 32]) -> PrivateKey {
-    PrivateKey::decode(bytes::Bytes::copy_from_slice(seed))
-        .expect("any 32 bytes decode as an ed25519 seed")
+    PrivateKey::decode(bytes::Bytes::copy_from_slice(seed)).expect("any 32 bytes decode as an ed25519 seed")
 }
 
 pub(crate) fn public_key_bytes(key: &PublicKey) -> [u8; 32] {

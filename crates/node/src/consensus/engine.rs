@@ -74,10 +74,7 @@ const MIN_MESSAGE_BYTES: usize = 128 * 1024;
 
 /// What a commonware runtime must provide to run the engine (tokio and deterministic both do).
 pub trait Runtime: Clock + CryptoRng + Spawner + Storage + Metrics + Send + Sync + 'static {}
-impl<T> Runtime for T where
-    T: Clock + CryptoRng + Spawner + Storage + Metrics + Send + Sync + 'static
-{
-}
+impl<T> Runtime for T where T: Clock + CryptoRng + Spawner + Storage + Metrics + Send + Sync + 'static {}
 
 /// The six p2p channels, as (sender, receiver) pairs of one network.
 pub(crate) struct Channels<S, R> {
@@ -93,37 +90,17 @@ pub(crate) struct Channels<S, R> {
 pub(crate) fn max_message_bytes(participants: usize, max_block_bytes: usize) -> u32 {
     let participants = u32::try_from(participants).expect("validator count fits u32");
     let cfg = BlockCodec::bounds_only(max_block_bytes);
-    let blocks = marshal::max_payload_size::<marshal::standard::Standard<LedgerBlock>, Scheme>(
-        participants,
-        &cfg,
-    );
+    let blocks = marshal::max_payload_size::<marshal::standard::Standard<LedgerBlock>, Scheme>(participants, &cfg);
     u32::try_from(blocks.max(MIN_MESSAGE_BYTES)).expect("message limit fits u32")
 }
 
 /// marshal's wrapper around [`LedgerApp`]: simplex's automaton, relay and reporter.
 type Wrapped<E, L> = Inline<E, Scheme, LedgerApp<L>, LedgerBlock, FixedEpocher>;
 type Digest = commonware_cryptography::sha256::Digest;
-type Engine<E, L, B> = simplex::Engine<
-    E,
-    Scheme,
-    RoundRobin,
-    B,
-    Digest,
-    Wrapped<E, L>,
-    Wrapped<E, L>,
-    Wrapped<E, L>,
-    Sequential,
->;
-type SimplexConfig<E, L, B> = simplex::config::Config<
-    Scheme,
-    RoundRobin,
-    B,
-    Digest,
-    Wrapped<E, L>,
-    Wrapped<E, L>,
-    Wrapped<E, L>,
-    Sequential,
->;
+type Engine<E, L, B> =
+    simplex::Engine<E, Scheme, RoundRobin, B, Digest, Wrapped<E, L>, Wrapped<E, L>, Wrapped<E, L>, Sequential>;
+type SimplexConfig<E, L, B> =
+    simplex::config::Config<Scheme, RoundRobin, B, Digest, Wrapped<E, L>, Wrapped<E, L>, Wrapped<E, L>, Sequential>;
 
 /// The ledger's genesis as a block (a ledger whose genesis is malformed is a bug).
 fn genesis_block<L: Ledger>(codec: &BlockCodec, ledger: &L) -> Digested<LedgerBlock> {
@@ -195,22 +172,10 @@ where
 
     let engine: Engine<E, L, B> = simplex::Engine::new(
         context.child("simplex"),
-        simplex_config(
-            &settings,
-            scheme,
-            blocker,
-            inline,
-            page_cache,
-            genesis_digest,
-        ),
+        simplex_config(&settings, scheme, blocker, inline, page_cache, genesis_digest),
     );
     handles.push(engine.start(channels.votes, channels.certificates, channels.resolver));
-    handles.extend(spawn_gossip(
-        &context,
-        ledger,
-        gossip_outbox,
-        channels.gossip,
-    ));
+    handles.extend(spawn_gossip(&context, ledger, gossip_outbox, channels.gossip));
     info!(validator = %me, "consensus engine started");
     supervise(handles).await;
     Ok(())
@@ -221,15 +186,10 @@ fn spawn_gossip<E: Runtime, L: Ledger>(
     context: &E,
     ledger: L,
     outbox: mpsc::Receiver<Bytes>,
-    (sender, receiver): (
-        impl Sender<PublicKey = PublicKey>,
-        impl Receiver<PublicKey = PublicKey>,
-    ),
+    (sender, receiver): (impl Sender<PublicKey = PublicKey>, impl Receiver<PublicKey = PublicKey>),
 ) -> [Handle<()>; 2] {
     [
-        context
-            .child("gossip_out")
-            .spawn(move |_| send_gossip(outbox, sender)),
+        context.child("gossip_out").spawn(move |_| send_gossip(outbox, sender)),
         context
             .child("gossip_in")
             .spawn(move |_| receive_gossip(ledger, receiver)),

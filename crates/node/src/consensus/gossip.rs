@@ -73,10 +73,7 @@ impl EngineHandle {
 
 /// Sends queued gossip to all peers. Never returns: once every [`EngineHandle`] is dropped it
 /// idles (the engine's supervisor treats a returning actor as an engine stop).
-pub(crate) async fn send_gossip(
-    mut outbox: mpsc::Receiver<Bytes>,
-    mut sender: impl Sender<PublicKey = PublicKey>,
-) {
+pub(crate) async fn send_gossip(mut outbox: mpsc::Receiver<Bytes>, mut sender: impl Sender<PublicKey = PublicKey>) {
     while let Some(message) = outbox.recv().await {
         let sent_to = sender.send(Recipients::All, message, false);
         debug!(peers = sent_to.len(), "gossip sent");
@@ -85,10 +82,7 @@ pub(crate) async fn send_gossip(
 }
 
 /// Hands gossip from peers to [`Ledger::on_gossip`] until the network closes.
-pub(crate) async fn receive_gossip<L: Ledger>(
-    ledger: L,
-    mut receiver: impl Receiver<PublicKey = PublicKey>,
-) {
+pub(crate) async fn receive_gossip<L: Ledger>(ledger: L, mut receiver: impl Receiver<PublicKey = PublicKey>) {
     loop {
         let (from, message) = match receiver.recv().await {
             Ok(received) => received,

@@ -77,17 +77,9 @@ where
         let (channels, oracle) = start_network(&context, &config, &settings)?;
         let (handle, outbox) = EngineHandle::new(&settings.signer.public_key());
         let node_task = context.child("node").spawn(move |_| node(handle));
-        let engine_task = context.child("engine").spawn(move |context| {
-            engine::run(
-                context,
-                settings,
-                ledger,
-                oracle.clone(),
-                oracle,
-                channels,
-                outbox,
-            )
-        });
+        let engine_task = context
+            .child("engine")
+            .spawn(move |context| engine::run(context, settings, ledger, oracle.clone(), oracle, channels, outbox));
         match select(node_task, engine_task).await {
             Either::Left((_, _)) => {
                 info!("node stopped; shutting down consensus");
@@ -112,13 +104,7 @@ where
 pub fn spawn<L: Ledger>(
     config: ValidatorConfig,
     ledger: L,
-) -> Result<
-    (
-        EngineHandle,
-        std::thread::JoinHandle<Result<(), StartError>>,
-    ),
-    StartError,
-> {
+) -> Result<(EngineHandle, std::thread::JoinHandle<Result<(), StartError>>), StartError> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
         .name("consensus".into())
@@ -160,10 +146,7 @@ fn start_network(
     let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
     let mut peers = Vec::with_capacity(config.validators.len());
     for (index, peer) in config.validators.iter().enumerate() {
-        peers.push((
-            parse_public_key(&peer.public_key, index)?,
-            Address::from(peer.address),
-        ));
+        peers.push((parse_public_key(&peer.public_key, index)?, Address::from(peer.address)));
     }
     let peers: Map<_, Address> = Map::from_iter_dedup(peers);
     let _ = oracle.track(0, peers);
@@ -180,10 +163,7 @@ fn start_network(
 }
 
 /// lookup p2p settings: `recommended` (or `local` when private IPs are allowed).
-fn p2p_config(
-    config: &ValidatorConfig,
-    signer: PrivateKey,
-) -> lookup::Config<SakeCups<PrivateKey, ChaCha20Poly1305>> {
+fn p2p_config(config: &ValidatorConfig, signer: PrivateKey) -> lookup::Config<SakeCups<PrivateKey, ChaCha20Poly1305>> {
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
         Sake {
             signer,

@@ -40,8 +40,7 @@ impl SimLink {
         Link {
             latency: Duration::from_millis(self.latency_ms),
             jitter: Duration::from_millis(self.jitter_ms),
-            success_rate: Probability::from_f64(self.success_rate)
-                .expect("success_rate must be within 0.0..=1.0"),
+            success_rate: Probability::from_f64(self.success_rate).expect("success_rate must be within 0.0..=1.0"),
         }
     }
 }
@@ -165,9 +164,7 @@ impl SimNetwork {
             .child("validator")
             .with_attribute("index", index)
             .spawn(move |context| async move {
-                if let Err(err) =
-                    engine::run(context, settings, ledger, control, peers, channels, outbox).await
-                {
+                if let Err(err) = engine::run(context, settings, ledger, control, peers, channels, outbox).await {
                     warn!(%err, "simulated validator failed to start");
                 }
             });
@@ -177,10 +174,7 @@ impl SimNetwork {
     async fn register(
         &self,
         index: usize,
-    ) -> Channels<
-        simulated::Sender<PublicKey, deterministic::Context>,
-        simulated::Receiver<PublicKey>,
-    > {
+    ) -> Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>> {
         let control = self.oracle.control(self.keys[index].clone());
         let register = |channel, quota: Quota| {
             let control = control.clone();

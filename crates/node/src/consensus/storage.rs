@@ -43,11 +43,7 @@ pub(crate) type MarshalActor<E> = Actor<
     E,
     Standard<LedgerBlock>,
     ConstantProvider<Scheme, commonware_consensus::types::Epoch>,
-    immutable::Archive<
-        E,
-        Digest,
-        commonware_consensus::simplex::types::Finalization<Scheme, Digest>,
-    >,
+    immutable::Archive<E, Digest, commonware_consensus::simplex::types::Finalization<Scheme, Digest>>,
     immutable::Archive<E, Digest, Arc<LedgerBlock>>,
     FixedEpocher,
     Sequential,
@@ -102,9 +98,7 @@ where
             peer_provider: parts.peers.clone(),
             blocker: parts.blocker.clone(),
             mailbox_size: MAILBOX_SIZE,
-            fetch_timeout: NZDuration!(Timeouts::duration(
-                parts.settings.timeouts.fetch_timeout_ms
-            )),
+            fetch_timeout: NZDuration!(Timeouts::duration(parts.settings.timeouts.fetch_timeout_ms)),
             fetch_retry_delay: Timeouts::duration(FETCH_RETRY_DELAY_MS),
             priority_requests: false,
             priority_responses: false,
@@ -143,13 +137,7 @@ where
     )
     .await?;
     let config = marshal_config(&parts, prefix);
-    let (actor, mailbox, _floor) = Actor::init(
-        context.child("marshal"),
-        finalizations,
-        finalized_blocks,
-        config,
-    )
-    .await;
+    let (actor, mailbox, _floor) = Actor::init(context.child("marshal"), finalizations, finalized_blocks, config).await;
     Ok((actor, mailbox, buffer, resolver))
 }
 

@@ -95,12 +95,7 @@ impl Ledger for TestLedger {
         let info = self.describe(parent)?;
         let timestamp = now_ms.max(timestamp_ms(parent) + 1);
         let payload = [self.proposer];
-        Some(encode_block(
-            info.digest,
-            info.height + 1,
-            timestamp,
-            &payload,
-        ))
+        Some(encode_block(info.digest, info.height + 1, timestamp, &payload))
     }
 
     fn verify(&self, parent: &[u8], block: &[u8], now_ms: u64) -> bool {
@@ -143,10 +138,6 @@ impl Ledger for TestLedger {
     }
 
     fn on_gossip(&self, from: [u8; 32], message: &[u8]) {
-        self.state
-            .lock()
-            .unwrap()
-            .gossip
-            .push((from, message.to_vec()));
+        self.state.lock().unwrap().gossip.push((from, message.to_vec()));
     }
 }
