@@ -8,6 +8,7 @@ use chipledger_node::config::GenesisFile;
 use chipledger_types::checkpoint::open_checkpoint;
 use chipledger_types::merkle::{verify_consistency, verify_inclusion};
 use chipledger_types::note::{NoteLimits, VerifierKey};
+use chipledger_types::tlog_proof::TlogProof;
 use clap::{Args, Subcommand};
 
 use crate::client::{Client, DEFAULT_API};
@@ -37,11 +38,22 @@ pub enum VerifyCommand {
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
-    /// A transaction's inclusion in the log under a final, quorum-signed checkpoint.
+    /// A transaction's inclusion in the log under a final, quorum-signed checkpoint: from the
+    /// node (`--tx`), or offline from a C2SP tlog-proof file (`--tlog-proof` with `--tx-file`
+    /// holding the encoded transaction, or `--leaf-hash`).
     Inclusion {
-        /// Hex transaction hash.
-        #[arg(long)]
-        tx: String,
+        /// Hex transaction hash (asks the node for the proof).
+        #[arg(long, required_unless_present = "tlog_proof")]
+        tx: Option<String>,
+        /// A `c2sp.org/tlog-proof@v1` file (from `GET /v1/tlog-proof/{hash}`).
+        #[arg(long, value_name = "FILE", requires = "leaf")]
+        tlog_proof: Option<PathBuf>,
+        /// The encoded transaction the proof is for.
+        #[arg(long, value_name = "FILE", group = "leaf")]
+        tx_file: Option<PathBuf>,
+        /// Hex RFC 9162 leaf hash the proof is for.
+        #[arg(long, value_name = "HEX", group = "leaf")]
+        leaf_hash: Option<String>,
     },
     /// That the log at `--from` leaves is a prefix of the log at `--to` leaves.
     Consistency {
@@ -114,7 +126,36 @@ fn check(a: &VerifyArgs) -> Checked {
                 )
             }))
         }
-        VerifyCommand::Inclusion { tx } => {
+        VerifyCommand::Inclusion {
+            tlog_proof: Some(file),
+            tx_file,
+            leaf_hash,
+            ..
+        } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let leaf = match (tx_file, leaf_hash) {
+                (Some(f), _) => chipledger_types::merkle::hash_leaf(
+                    &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+                ),
+                (None, Some(h)) => parse32(h)?,
+                (None, None) => anyhow::bail!("give --tx-file or --leaf-hash with --tlog-proof"),
+            };
+            let proof = match TlogProof::parse(&text, &NoteLimits::default()) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            Ok(proof
+                .verify(&leaf, &origin, &known, quorum, &NoteLimits::default())
+                .map(|cp| {
+                    format!(
+                        "leaf {} of {} under a checkpoint signed by a quorum of {quorum}",
+                        proof.index, cp.size
+                    )
+                })
+                .map_err(|e| e.to_string()))
+        }
+        VerifyCommand::Inclusion { tx, .. } => {
+            let tx = tx.as_deref().context("give --tx HASH or --tlog-proof FILE")?;
             let s = client.tx(tx)?;
             let Some(p) = s.proof else {
                 return Ok(Err(format!("transaction is {}, not final", s.status)));

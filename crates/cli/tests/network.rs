@@ -12,7 +12,7 @@ use chipledger_cli::txcmd::{build, wait_final};
 use chipledger_node::api::{BlockBody, CheckpointBody};
 use chipledger_node::config::KeyFile;
 use chipledger_types::cbor::Encode;
-use chipledger_types::keys::SigningKey;
+use chipledger_types::keys::{SigningKey, TAG_TX_V1};
 use chipledger_types::note::{Note, NoteLimits};
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, SignedTx, TxBody, TxHash};
 
@@ -341,6 +341,71 @@ fn governance_add_org_rotate_validator_key_remove_org() -> Result<()> {
     )?;
     let err = c.submit(&tx).expect_err("removed organisation must be refused");
     assert!(err.to_string().contains("org_removed"), "{err}");
+    net.stop_all();
+    let _ = std::fs::remove_dir_all(&net.dir);
+    Ok(())
+}
+
+#[test]
+fn bad_inputs_get_typed_errors_and_change_nothing() -> Result<()> {
+    let mut net = network("bad", 23070)?;
+    let c = Client::new(&net.apis[0])?;
+    let good = build(
+        &c,
+        "city",
+        &org_key(&net, "city"),
+        None,
+        1000,
+        Payload::Statement {
+            topic: "ok".into(),
+            body: vec![],
+        },
+    )?;
+    let good_hash = c.submit(&good)?.hash;
+    assert_eq!(wait_final(&c, &good_hash, Duration::from_secs(60))?.status, "final");
+    let before = c.status()?;
+
+    let code_of = |bytes: &[u8]| -> String {
+        match c.submit(bytes) {
+            Ok(s) => panic!("accepted bad input as {}", s.hash),
+            Err(e) => e.to_string(),
+        }
+    };
+    let sign = |org: &str, key: &SigningKey, seq: u64, expiry: u64, chain: &str| {
+        let body = TxBody {
+            chain_id: chain.into(),
+            org: org.into(),
+            key_id: key.public_key().id(),
+            seq,
+            expiry_height: expiry,
+            payload: Payload::Statement {
+                topic: "bad".into(),
+                body: vec![],
+            },
+        };
+        SignedTx::sign(body, key).to_cbor()
+    };
+    let city = org_key(&net, "city");
+    let h = before.height;
+    assert!(code_of(&[0xff, 0x00, 0x13]).contains("malformed"));
+    assert!(code_of(&good[..good.len() - 3]).contains("malformed"));
+    assert!(code_of(&vec![0u8; 70_000]).contains("too_large"));
+    let mut forged = SignedTx::from_bytes(&sign("city", &city, 2, h + 100, &before.chain_id)).unwrap();
+    forged.signature = SigningKey::ed25519_from_seed(&[9; 32]).sign(TAG_TX_V1, &forged.body.to_cbor());
+    assert!(code_of(&forged.to_cbor()).contains("bad_signature"));
+    assert!(code_of(&good).contains("already_final"));
+    assert!(code_of(&sign("city", &city, 1, h + 100, &before.chain_id)).contains("replay"));
+    assert!(code_of(&sign("city", &city, 2, 1, &before.chain_id)).contains("expired"));
+    assert!(code_of(&sign("city", &city, 2, h + 100, "other-chain")).contains("wrong_chain"));
+    assert!(code_of(&sign("nobody", &city, 1, h + 100, &before.chain_id)).contains("unknown_org"));
+    assert!(code_of(&sign("maker", &city, 1, h + 100, &before.chain_id)).contains("unknown_key"));
+
+    // Nothing above changed the state or the log, and the good transaction is still there.
+    std::thread::sleep(Duration::from_secs(1));
+    let after = c.status()?;
+    assert_eq!(after.state_root, before.state_root);
+    assert_eq!(after.log_size, before.log_size);
+    assert_eq!(c.tx(&good_hash)?.status, "final");
     net.stop_all();
     let _ = std::fs::remove_dir_all(&net.dir);
     Ok(())

@@ -268,6 +268,30 @@ fn parse_final(note: &str) -> Option<(u64, [u8; 32])> {
     Some((cp.size, cp.root))
 }
 
+/// A final transaction's inclusion proof in C2SP tlog-proof form (`c2sp.org/tlog-proof@v1`),
+/// against the newest final checkpoint: verifiable offline with the validators' keys.
+#[utoipa::path(get, path = "/v1/tlog-proof/{hash}", params(("hash" = String, Path, description = "hex tx hash")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+async fn tlog_proof(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Response> {
+    let h = TxHash(parse_hash(&hash)?);
+    let TxStatus::Final { index, .. } = c.exec.tx_status(&h) else {
+        return Err(ApiError::not_found(format!("transaction {hash} is not final")));
+    };
+    let p = proof_for(&c.exec, index)?;
+    let note = p
+        .checkpoint
+        .ok_or_else(|| ApiError::not_found("no final checkpoint covers this transaction yet"))?;
+    let hashes = p.hashes.iter().map(|h| parse_hash(h)).collect::<ApiResult<Vec<_>>>()?;
+    let text = chipledger_types::tlog_proof::TlogProof {
+        extra: None,
+        index,
+        hashes,
+        checkpoint_note: note,
+    }
+    .format();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CheckpointBody {
     /// Block height whose checkpoint this is.
@@ -614,6 +638,7 @@ pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(submit_batch))
         .routes(routes!(tx_status))
         .routes(routes!(checkpoint))
+        .routes(routes!(tlog_proof))
         .routes(routes!(consistency))
         .routes(routes!(inclusion))
         .routes(routes!(block))

@@ -260,6 +260,18 @@ impl Executor {
         &self.shared.metrics
     }
 
+    /// Read-only: the header of the block this validator finalized at `height` (`None` above
+    /// its tip or on a read error). Lets tests compare validators' chains without the API.
+    pub fn header_at(&self, height: u64) -> Option<BlockHeader> {
+        let block = self.lock().db.block(height).ok()??;
+        decode_header(&block)
+    }
+
+    /// Read-only: the newest final checkpoint as `(height, signed note text)`, if any.
+    pub fn latest_final_checkpoint(&self) -> Option<(u64, String)> {
+        self.lock().votes.latest_final.clone()
+    }
+
     fn ctx<'a>(&'a self, height: u64, timestamp_ms: u64) -> BlockContext<'a> {
         BlockContext {
             chain_id: &self.shared.genesis.chain_id,

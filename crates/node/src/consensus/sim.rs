@@ -3,7 +3,7 @@
 //! production, only the runtime (virtual clock, seeded scheduler, in-memory storage) and the
 //! network (per-link latency, jitter and loss; links can be cut and restored) differ.
 //!
-//! ```ignore
+//! ```text
 //! deterministic::Runner::new(deterministic::Config::new().with_seed(seed)).start(|context| async move {
 //!     let net = SimNetwork::new(&context, SimConfig::new(4)).await;
 //!     let validators: Vec<_> = ... net.start_validator(i, ledger).await ...;
