@@ -27,5 +27,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "types builds as no_std"
 cargo check -p chipledger-types --no-default-features --locked
 
+step "OpenAPI document validates (openapi-spec-validator)"
+if ! python3 -c "import openapi_spec_validator" 2>/dev/null; then
+  command -v pip3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3-pip; }
+  pip3 install --quiet openapi-spec-validator || pip3 install --quiet --break-system-packages openapi-spec-validator
+fi
+spec="$(mktemp --suffix=.json)"
+cargo run --quiet --locked -p chipledger -- openapi > "$spec"
+python3 -m openapi_spec_validator "$spec"
+rm -f "$spec"
+
 step "tests"
 cargo test --workspace --locked

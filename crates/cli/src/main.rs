@@ -56,6 +56,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Benchmarks; each prints a table, or one JSON object with --json.
     Bench(bench::BenchArgs),
+    /// Print the validator API's OpenAPI 3.1 document (the same one nodes serve at /openapi.json).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +149,10 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Tx(a) => txcmd::run(a),
         Command::Status(a) => status::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
+            Ok(())
+        }
         Command::Merkle(_) | Command::Note(_) | Command::Verify(_) => unreachable!("handled in main"),
     }
 }

@@ -86,7 +86,7 @@ pub struct Submitted {
 
 /// Submit one transaction: the body is the canonical CBOR envelope (`application/cbor`).
 #[utoipa::path(post, path = "/v1/tx", request_body(content = Vec<u8>, content_type = "application/cbor"),
-    responses((status = 202, body = Submitted), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, description = "Accepted into the mempool", body = Submitted), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 409, description = "Already known", body = ErrorBody), (status = 503, description = "Mempool full; retry later", body = ErrorBody)))]
 async fn submit_tx(State(c): State<Ctx>, body: Bytes) -> ApiResult<(StatusCode, Json<Submitted>)> {
     if body.len() > MAX_TX_BYTES {
         return Err(ApiError::new(
@@ -126,7 +126,7 @@ pub struct BatchItem {
 pub const MAX_BATCH_TXS: usize = 4096;
 
 /// Submit many transactions at once (hex-encoded); each gets its own result.
-#[utoipa::path(post, path = "/v1/txs", request_body = BatchRequest, responses((status = 200, body = Vec<BatchItem>), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/txs", request_body = BatchRequest, responses((status = 200, description = "OK", body = Vec<BatchItem>), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn submit_batch(State(c): State<Ctx>, Json(req): Json<BatchRequest>) -> ApiResult<Json<Vec<BatchItem>>> {
     if req.txs.len() > MAX_BATCH_TXS {
         return Err(ApiError::bad(format!("at most {MAX_BATCH_TXS} transactions per batch")));
@@ -204,7 +204,7 @@ fn parse_hash(s: &str) -> ApiResult<[u8; 32]> {
 
 /// Status of a transaction; once final, with its inclusion proof.
 #[utoipa::path(get, path = "/v1/tx/{hash}", params(("hash" = String, Path, description = "hex tx hash")),
-    responses((status = 200, body = TxStatusBody), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = TxStatusBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn tx_status(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Json<TxStatusBody>> {
     let h = TxHash(parse_hash(&hash)?);
     let body = match c.exec.tx_status(&h) {
@@ -271,7 +271,7 @@ fn parse_final(note: &str) -> Option<(u64, [u8; 32])> {
 /// A final transaction's inclusion proof in C2SP tlog-proof form (`c2sp.org/tlog-proof@v1`),
 /// against the newest final checkpoint: verifiable offline with the validators' keys.
 #[utoipa::path(get, path = "/v1/tlog-proof/{hash}", params(("hash" = String, Path, description = "hex tx hash")),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "OK", content_type = "text/plain", body = String), (status = 404, description = "Not found", body = ErrorBody)))]
 async fn tlog_proof(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Response> {
     let h = TxHash(parse_hash(&hash)?);
     let TxStatus::Final { index, .. } = c.exec.tx_status(&h) else {
@@ -305,7 +305,7 @@ pub struct CheckpointBody {
 }
 
 /// The newest final checkpoint (signed by a quorum of validators).
-#[utoipa::path(get, path = "/v1/checkpoint", responses((status = 200, body = CheckpointBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/checkpoint", responses((status = 200, description = "OK", body = CheckpointBody), (status = 404, description = "Not found", body = ErrorBody)))]
 async fn checkpoint(State(c): State<Ctx>) -> ApiResult<Json<CheckpointBody>> {
     let fin = c.exec.lock().votes.latest_final.clone();
     let (height, note) = fin.ok_or_else(|| ApiError::not_found("no final checkpoint yet"))?;
@@ -337,7 +337,7 @@ pub struct ConsistencyBody {
 
 /// Consistency proof between two log sizes (RFC 9162 §2.1.4).
 #[utoipa::path(get, path = "/v1/proof/consistency", params(ConsistencyQuery),
-    responses((status = 200, body = ConsistencyBody), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = ConsistencyBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn consistency(State(c): State<Ctx>, Query(q): Query<ConsistencyQuery>) -> ApiResult<Json<ConsistencyBody>> {
     let inner = c.exec.lock();
     if q.to > inner.tip.frontier.size() {
@@ -363,7 +363,7 @@ pub struct InclusionQuery {
 
 /// Inclusion proof of leaf `index` in the log of `size` leaves.
 #[utoipa::path(get, path = "/v1/proof/inclusion", params(InclusionQuery),
-    responses((status = 200, body = InclusionProof), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = InclusionProof), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn inclusion(State(c): State<Ctx>, Query(q): Query<InclusionQuery>) -> ApiResult<Json<InclusionProof>> {
     let inner = c.exec.lock();
     if q.size > inner.tip.frontier.size() {
@@ -424,7 +424,7 @@ pub struct BlockBody {
 
 /// A finalized block by height.
 #[utoipa::path(get, path = "/v1/blocks/{height}", params(("height" = u64, Path)),
-    responses((status = 200, body = BlockBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = BlockBody), (status = 404, description = "Not found", body = ErrorBody)))]
 async fn block(State(c): State<Ctx>, Path(height): Path<u64>) -> ApiResult<Json<BlockBody>> {
     let raw = c.exec.lock().db.block(height).map_err(ApiError::internal)?;
     let raw = raw.ok_or_else(|| ApiError::not_found(format!("no finalized block at height {height}")))?;
@@ -456,7 +456,7 @@ pub struct KeyBody {
 }
 
 /// Active organisations with their roles, keys and last used sequence number.
-#[utoipa::path(get, path = "/v1/orgs", responses((status = 200, body = Vec<OrgBody>)))]
+#[utoipa::path(get, path = "/v1/orgs", responses((status = 200, description = "OK", body = Vec<OrgBody>)))]
 async fn orgs(State(c): State<Ctx>) -> ApiResult<Json<Vec<OrgBody>>> {
     let inner = c.exec.lock();
     let s = inner.db.state().map_err(ApiError::internal)?;
@@ -491,7 +491,7 @@ fn org_body(s: &dyn StateRead, o: chipledger_state::model::OrgRecord) -> ApiResu
 
 /// One organisation (also removed ones).
 #[utoipa::path(get, path = "/v1/orgs/{name}", params(("name" = String, Path)),
-    responses((status = 200, body = OrgBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = OrgBody), (status = 404, description = "Not found", body = ErrorBody)))]
 async fn org(State(c): State<Ctx>, Path(name): Path<String>) -> ApiResult<Json<OrgBody>> {
     let inner = c.exec.lock();
     let s = inner.db.state().map_err(ApiError::internal)?;
@@ -514,7 +514,7 @@ pub struct ValidatorBody {
 }
 
 /// The validator set with each validator's current cosigning key.
-#[utoipa::path(get, path = "/v1/validators", responses((status = 200, body = Vec<ValidatorBody>)))]
+#[utoipa::path(get, path = "/v1/validators", responses((status = 200, description = "OK", body = Vec<ValidatorBody>)))]
 async fn validators(State(c): State<Ctx>) -> ApiResult<Json<Vec<ValidatorBody>>> {
     let inner = c.exec.lock();
     let s = inner.db.state().map_err(ApiError::internal)?;
@@ -559,7 +559,7 @@ pub struct StatusBody {
 }
 
 /// This validator's view: height, log, state root, newest final checkpoint.
-#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = StatusBody)))]
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, description = "OK", body = StatusBody)))]
 async fn status(State(c): State<Ctx>) -> Json<StatusBody> {
     let inner = c.exec.lock();
     let t = &inner.tip;
@@ -599,7 +599,7 @@ pub struct StateProofBody {
 }
 
 /// A state value (or its absence) with a proof against the state root of the finalized tip.
-#[utoipa::path(get, path = "/v1/state", params(StateQuery), responses((status = 200, body = StateProofBody)))]
+#[utoipa::path(get, path = "/v1/state", params(StateQuery), responses((status = 200, description = "OK", body = StateProofBody)))]
 async fn state_proof(State(c): State<Ctx>, Query(q): Query<StateQuery>) -> ApiResult<Json<StateProofBody>> {
     let inner = c.exec.lock();
     let s = inner.db.state().map_err(ApiError::internal)?;
@@ -616,7 +616,7 @@ async fn state_proof(State(c): State<Ctx>, Query(q): Query<StateQuery>) -> ApiRe
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "OK", content_type = "text/plain", body = String)))]
 async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -631,9 +631,9 @@ async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
 ))]
 struct ApiDoc;
 
-/// The router and its OpenAPI document.
-pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every route, declared once: the router and the OpenAPI document both come from here.
+fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(submit_tx))
         .routes(routes!(submit_batch))
         .routes(routes!(tx_status))
@@ -648,8 +648,16 @@ pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(status))
         .routes(routes!(state_proof))
         .routes(routes!(metrics))
-        .with_state(Ctx { exec })
-        .split_for_parts();
+}
+
+/// The OpenAPI 3.1 document of the API (served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The router and its OpenAPI document.
+pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, api) = routes().with_state(Ctx { exec }).split_for_parts();
     let doc = Arc::new(api.clone());
     let router = router
         .route(
@@ -669,4 +677,39 @@ pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
 pub async fn serve(listener: tokio::net::TcpListener, exec: Executor) -> std::io::Result<()> {
     let (router, _) = router(exec);
     axum::serve(listener, router).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generated document is OpenAPI 3.1, lists every route, and every `$ref` resolves.
+    #[test]
+    fn openapi_document_is_complete_and_self_consistent() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in [
+            "/v1/tx",
+            "/v1/txs",
+            "/v1/tx/{hash}",
+            "/v1/checkpoint",
+            "/v1/tlog-proof/{hash}",
+            "/v1/proof/consistency",
+            "/v1/proof/inclusion",
+            "/v1/blocks/{height}",
+            "/v1/orgs",
+            "/v1/validators",
+            "/v1/status",
+            "/v1/state",
+            "/metrics",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "missing path {path}");
+        }
+        let text = doc.to_string();
+        let schemas = &doc["components"]["schemas"];
+        for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &part[..part.find('"').unwrap()];
+            assert!(schemas.get(name).is_some(), "dangling $ref to {name}");
+        }
+    }
 }
