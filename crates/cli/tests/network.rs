@@ -406,6 +406,37 @@ fn bad_inputs_get_typed_errors_and_change_nothing() -> Result<()> {
     assert_eq!(after.state_root, before.state_root);
     assert_eq!(after.log_size, before.log_size);
     assert_eq!(c.tx(&good_hash)?.status, "final");
+
+    // A state value proven against the state root a quorum cosigned in the checkpoint.
+    let cp = c.checkpoint()?;
+    let proof: chipledger_node::api::StateProofBody = c.get_json("/v1/state?key=seq/city")?;
+    assert_eq!(
+        Some(&proof.state_root),
+        cp.state_root.as_ref(),
+        "state moved since the last checkpoint"
+    );
+    let root: [u8; 32] = hex::decode(&proof.state_root)?.try_into().unwrap();
+    let value = hex::decode(proof.value.as_deref().expect("city has a sequence number"))?;
+    let siblings = proof
+        .siblings
+        .iter()
+        .map(|h| hex::decode(h).unwrap().try_into().unwrap())
+        .collect();
+    let leaf = proof.leaf.as_ref().map(|[k, v]| {
+        (
+            hex::decode(k).unwrap().try_into().unwrap(),
+            hex::decode(v).unwrap().try_into().unwrap(),
+        )
+    });
+    let smt_proof = chipledger_state::smt::SmtProof { siblings, leaf };
+    let key = chipledger_state::store::key_hash(b"seq/city");
+    let vh = chipledger_state::store::value_hash(&value);
+    assert_eq!(
+        chipledger_state::smt::verify(&root, &key, Some(&vh), &smt_proof),
+        Ok(())
+    );
+    let wrong = chipledger_state::store::value_hash(b"tampered");
+    assert!(chipledger_state::smt::verify(&root, &key, Some(&wrong), &smt_proof).is_err());
     net.stop_all();
     let _ = std::fs::remove_dir_all(&net.dir);
     Ok(())

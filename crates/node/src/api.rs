@@ -300,6 +300,9 @@ pub struct CheckpointBody {
     pub root: String,
     pub signatures: usize,
     pub quorum: usize,
+    /// Height and hex state root bound by the checkpoint's `chipledger-state` extension line.
+    pub state_height: Option<u64>,
+    pub state_root: Option<String>,
     /// The C2SP signed note (checkpoint body + cosignature lines).
     pub note: String,
 }
@@ -312,12 +315,17 @@ async fn checkpoint(State(c): State<Ctx>) -> ApiResult<Json<CheckpointBody>> {
     let parsed =
         chipledger_types::note::Note::parse(note.as_bytes(), &Default::default()).map_err(ApiError::internal)?;
     let (log_size, root) = parse_final(&note).ok_or_else(|| ApiError::internal("stored checkpoint unreadable"))?;
+    let state = chipledger_types::checkpoint::Checkpoint::parse(&parsed.text)
+        .ok()
+        .and_then(|cp| crate::checkpoints::state_extension(&cp));
     Ok(Json(CheckpointBody {
         height,
         log_size,
         root: hex::encode(root),
         signatures: parsed.signatures.len(),
         quorum: c.exec.genesis_config().quorum(),
+        state_height: state.map(|(h, _)| h),
+        state_root: state.map(|(_, r)| hex::encode(r)),
         note,
     }))
 }
