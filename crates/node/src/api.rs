@@ -133,30 +133,35 @@ async fn submit_batch(State(c): State<Ctx>, Json(req): Json<BatchRequest>) -> Ap
     }
     let exec = c.exec.clone();
     let items = tokio::task::spawn_blocking(move || {
-        let mut accepted = Vec::new();
-        let items: Vec<BatchItem> = req
+        let decoded: Vec<Result<Vec<u8>, BatchItem>> = req
             .txs
             .iter()
             .map(|h| match hex::decode(h) {
-                Err(_) => BatchItem {
+                Err(_) => Err(BatchItem {
                     hash: None,
                     status: "malformed".into(),
                     message: Some("not hex".into()),
-                },
-                Ok(bytes) if bytes.len() > MAX_TX_BYTES => BatchItem {
+                }),
+                Ok(b) if b.len() > MAX_TX_BYTES => Err(BatchItem {
                     hash: None,
                     status: "too_large".into(),
                     message: None,
-                },
-                Ok(bytes) => match exec.submit(bytes.clone(), false) {
-                    Ok(hash) => {
-                        accepted.push(bytes);
-                        BatchItem {
-                            hash: Some(hash.to_string()),
-                            status: "pending".into(),
-                            message: None,
-                        }
-                    }
+                }),
+                Ok(b) => Ok(b),
+            })
+            .collect();
+        let good: Vec<Vec<u8>> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
+        let mut results = exec.submit_many(good, true).into_iter();
+        decoded
+            .into_iter()
+            .map(|d| match d {
+                Err(item) => item,
+                Ok(_) => match results.next().expect("one result per decoded transaction") {
+                    Ok(hash) => BatchItem {
+                        hash: Some(hash.to_string()),
+                        status: "pending".into(),
+                        message: None,
+                    },
                     Err(e) => BatchItem {
                         hash: None,
                         status: e.code().into(),
@@ -164,10 +169,7 @@ async fn submit_batch(State(c): State<Ctx>, Json(req): Json<BatchRequest>) -> Ap
                     },
                 },
             })
-            .collect();
-        let refs: Vec<&[u8]> = accepted.iter().map(|b| b.as_slice()).collect();
-        crate::checkpoints::gossip_txs(&exec, &refs);
-        items
+            .collect::<Vec<_>>()
     })
     .await
     .map_err(ApiError::internal)?;

@@ -19,6 +19,8 @@ const LOG_NODES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("log_n
 /// height → final checkpoint (signed note text).
 const CHECKPOINTS: TableDefinition<u64, &str> = TableDefinition::new("checkpoints");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// tx hash → encoded transaction: accepted, not yet final (survives a crash).
+const MEMPOOL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mempool");
 
 const META_HEIGHT: &str = "height";
 const META_FRONTIER: &str = "frontier";
@@ -52,6 +54,7 @@ impl Db {
             txn.open_table(LOG_NODES)?;
             txn.open_table(CHECKPOINTS)?;
             txn.open_table(META)?;
+            txn.open_table(MEMPOOL)?;
         }
         txn.commit()?;
         Ok(Db { db })
@@ -86,8 +89,10 @@ impl Db {
             txn.open_table(BLOCKS)?.insert(c.height, c.block)?;
             txn.open_table(BLOCK_HEIGHTS)?.insert(c.digest.as_slice(), c.height)?;
             let mut txs = txn.open_table(TXS)?;
+            let mut mempool = txn.open_table(MEMPOOL)?;
             for (i, h) in c.tx_hashes.iter().enumerate() {
                 txs.insert(h.as_slice(), (c.height, c.first_leaf + i as u64))?;
+                mempool.remove(h.as_slice())?;
             }
             let mut nodes = txn.open_table(LOG_NODES)?;
             for n in c.log_nodes {
@@ -99,6 +104,50 @@ impl Db {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Durably record accepted transactions (one write transaction, fsynced).
+    pub fn mempool_put(&self, txs: &[(chipledger_types::tx::TxHash, std::sync::Arc<Vec<u8>>)]) -> Result<()> {
+        if txs.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(MEMPOOL)?;
+            for (h, b) in txs {
+                t.insert(h.0.as_slice(), b.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Forget transactions that will never be included (rejected or expired).
+    pub fn mempool_remove(&self, hashes: &[[u8; 32]]) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        // Losing this removal in a crash only means re-checking the transaction on reload.
+        txn.set_durability(redb::Durability::None)?;
+        {
+            let mut t = txn.open_table(MEMPOOL)?;
+            for h in hashes {
+                t.remove(h.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every transaction of the on-disk mempool.
+    pub fn mempool_all(&self) -> Result<Vec<Vec<u8>>> {
+        let t = self.db.begin_read()?.open_table(MEMPOOL)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            out.push(entry?.1.value().to_vec());
+        }
+        Ok(out)
     }
 
     pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>> {

@@ -233,10 +233,12 @@ impl Executor {
             metrics,
             sig_cache: Mutex::new(SigCache::default()),
         };
-        Ok(Executor {
+        let exec = Executor {
             inner: Arc::new(Mutex::new(inner)),
             shared: Arc::new(shared),
-        })
+        };
+        exec.reload_mempool()?;
+        Ok(exec)
     }
 
     /// Give the executor the running engine's handle (for gossip).
@@ -283,9 +285,53 @@ impl Executor {
     /// Admit a transaction to the mempool after checking it against the finalized state.
     /// Returns its hash; `gossip` also forwards it to the other validators.
     pub fn submit(&self, bytes: Vec<u8>, gossip: bool) -> Result<TxHash, SubmitError> {
+        self.submit_many(vec![bytes], gossip)
+            .pop()
+            .expect("one result per transaction")
+    }
+
+    /// Admit several transactions; each gets its own result. Admitted ones are written to the
+    /// on-disk mempool (one durable write for the batch) *before* this returns, so an accepted
+    /// transaction survives a crash of this validator; then they are gossiped.
+    pub fn submit_many(&self, txs: Vec<Vec<u8>>, gossip: bool) -> Vec<Result<TxHash, SubmitError>> {
+        let mut inner = self.lock();
+        let mut admitted: Vec<(TxHash, Arc<Vec<u8>>)> = Vec::new();
+        let results: Vec<_> = txs
+            .into_iter()
+            .map(|bytes| {
+                let (hash, bytes) = self.admit(&mut inner, bytes)?;
+                admitted.push((hash, bytes));
+                Ok(hash)
+            })
+            .collect();
+        self.shared.metrics.set_mempool(inner.mempool.len());
+        if let Err(e) = inner.db.mempool_put(&admitted) {
+            // Without the durable copy the promise "accepted = not lost" would not hold.
+            error!(error = %e, "cannot persist the mempool");
+            for (h, _) in &admitted {
+                inner.mempool.remove(h);
+            }
+            let why = TxError::Corrupt {
+                key: "mempool".into(),
+                why: e.to_string(),
+            };
+            return results
+                .into_iter()
+                .map(|r| r.and(Err(SubmitError::Rejected(why.clone()))))
+                .collect();
+        }
+        drop(inner);
+        if gossip {
+            let refs: Vec<&[u8]> = admitted.iter().map(|(_, b)| b.as_slice()).collect();
+            crate::checkpoints::gossip_txs(self, &refs);
+        }
+        results
+    }
+
+    /// Check one transaction against the finalized state and put it in the mempool.
+    fn admit(&self, inner: &mut Inner, bytes: Vec<u8>) -> Result<(TxHash, Arc<Vec<u8>>), SubmitError> {
         let hash = TxHash::of(&bytes);
         let tx = SignedTx::from_bytes(&bytes).map_err(TxError::from)?;
-        let mut inner = self.lock();
         if let Some((h, _)) = inner.db.tx_location(&hash.0).ok().flatten() {
             return Err(SubmitError::AlreadyFinal(h));
         }
@@ -302,12 +348,40 @@ impl Executor {
         }
         let bytes = Arc::new(bytes);
         inner.mempool.insert(hash, bytes.clone(), &tx.body.org, tx.body.seq)?;
-        self.shared.metrics.set_mempool(inner.mempool.len());
-        drop(inner);
-        if gossip {
-            crate::checkpoints::gossip_txs(self, &[bytes.as_slice()]);
+        Ok((hash, bytes))
+    }
+
+    /// Re-admit the transactions of the on-disk mempool after a restart; drops the ones that
+    /// became final or invalid meanwhile.
+    fn reload_mempool(&self) -> Result<()> {
+        let stored = self.lock().db.mempool_all()?;
+        let total = stored.len();
+        let hashes: Vec<TxHash> = stored.iter().map(|b| TxHash::of(b)).collect();
+        let results = self.submit_many(stored, false);
+        let dropped: Vec<[u8; 32]> = hashes
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| !matches!(r, Ok(_) | Err(SubmitError::Mempool(MempoolError::Duplicate))))
+            .map(|(h, _)| h.0)
+            .collect();
+        self.lock().db.mempool_remove(&dropped)?;
+        if total > 0 {
+            info!(
+                reloaded = total - dropped.len(),
+                dropped = dropped.len(),
+                "mempool reloaded from disk"
+            );
         }
-        Ok(hash)
+        Ok(())
+    }
+
+    /// Gossip again the transactions that have waited at least `min_age` (best-effort gossip
+    /// can drop messages; this makes every pending transaction reach every validator).
+    pub fn regossip_stale(&self, min_age: std::time::Duration, max_txs: usize) -> usize {
+        let stale = self.lock().mempool.older_than(min_age, max_txs);
+        let refs: Vec<&[u8]> = stale.iter().map(|b| b.as_slice()).collect();
+        crate::checkpoints::gossip_txs(self, &refs);
+        stale.len()
     }
 
     /// Where a transaction stands: final (height, leaf index), pending, rejected or unknown.
@@ -503,12 +577,17 @@ impl Executor {
                 Mode::Propose,
             )
             .ok()?;
+        let mut dropped = Vec::new();
         for (hash, err) in exec.failed {
             if matches!(err, TxError::SeqGap { .. }) {
                 continue;
             }
             inner.mempool.remove(&hash);
+            dropped.push(hash.0);
             Self::remember_rejection(&mut inner, hash, err.to_string());
+        }
+        if let Err(e) = inner.db.mempool_remove(&dropped) {
+            warn!(error = %e, "cannot drop rejected transactions from the on-disk mempool");
         }
         let bytes = exec.pending.block.clone();
         let digest = exec.pending.header.digest();

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chipledger_types::tx::TxHash;
 
@@ -29,6 +30,8 @@ struct Entry {
     bytes: Arc<Vec<u8>>,
     org: String,
     seq: u64,
+    /// When it was admitted (node-local wall clock; never reaches the state machine).
+    added: Instant,
 }
 
 #[derive(Default)]
@@ -70,6 +73,7 @@ impl Mempool {
                 bytes,
                 org: org.to_string(),
                 seq,
+                added: Instant::now(),
             },
         );
         Ok(())
@@ -87,6 +91,19 @@ impl Mempool {
             }
         }
         true
+    }
+
+    /// Up to `max` transactions that have waited at least `age`, oldest organisations' first.
+    pub fn older_than(&self, age: Duration, max: usize) -> Vec<Arc<Vec<u8>>> {
+        let now = Instant::now();
+        self.by_org
+            .values()
+            .flat_map(|q| q.keys())
+            .filter_map(|(_, h)| self.by_hash.get(h))
+            .filter(|e| now.duration_since(e.added) >= age)
+            .take(max)
+            .map(|e| e.bytes.clone())
+            .collect()
     }
 
     /// Up to `max_txs` transactions totalling at most `max_bytes`, taken one organisation at a

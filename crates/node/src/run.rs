@@ -11,6 +11,11 @@ use crate::config;
 use crate::consensus::{self, ValidatorConfig, ValidatorPeer};
 use crate::executor::{Executor, Identity};
 
+/// How often, and after how long a wait, pending transactions are gossiped again.
+const REGOSSIP_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+/// Most transactions re-gossiped per round.
+const REGOSSIP_MAX_TXS: usize = 4096;
+
 /// Consensus namespace for a chain: votes of one network never count on another.
 pub fn namespace(chain_id: &str) -> Vec<u8> {
     format!("chipledger/consensus/v1/{chain_id}").into_bytes()
@@ -63,10 +68,23 @@ pub fn run(dir: &Path) -> Result<()> {
                 return;
             }
         };
+        let regossip = {
+            let exec = exec.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REGOSSIP_EVERY);
+                loop {
+                    tick.tick().await;
+                    let exec = exec.clone();
+                    let _ = tokio::task::spawn_blocking(move || exec.regossip_stale(REGOSSIP_EVERY, REGOSSIP_MAX_TXS))
+                        .await;
+                }
+            })
+        };
         tokio::select! {
             r = crate::api::serve(listener, exec) => if let Err(e) = r { error!(error = %e, "API server stopped") },
             _ = shutdown_signal() => info!(validator = %name, "shutdown signal received; stopping"),
         }
+        regossip.abort();
     })
     .map_err(|e| anyhow::anyhow!("validator stopped: {e}"))
 }
