@@ -234,10 +234,11 @@ pub(crate) fn on_gossip(exec: &Executor, from: [u8; 32], message: &[u8]) {
             }
             MSG_TXS if n == 2 => {
                 let count = d.array()?;
+                let mut txs = Vec::with_capacity(count);
                 for _ in 0..count {
-                    let tx = d.bytes()?.to_vec();
-                    let _ = exec.submit(tx, false);
+                    txs.push(d.bytes()?.to_vec());
                 }
+                exec.submit_many(txs, false);
             }
             _ => {}
         }

@@ -80,7 +80,7 @@ struct ParentView<'a> {
 }
 
 pub(crate) struct Inner {
-    pub db: Db,
+    pub db: Arc<Db>,
     pub tip: Tip,
     pending: HashMap<[u8; 32], Pending>,
     pub mempool: Mempool,
@@ -191,7 +191,7 @@ impl Executor {
     /// Open (or create) the ledger database under `dir` for this genesis and identity.
     pub fn open(dir: &Path, genesis: Genesis, me: Identity) -> Result<Executor> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let db = Db::open(&dir.join("ledger.redb"))?;
+        let db = Arc::new(Db::open(&dir.join("ledger.redb"))?);
         let (gblock, gwrites, _) = genesis_block(&genesis);
         let genesis_bytes = gblock.to_cbor();
         if db.height()?.is_none() {
@@ -283,17 +283,19 @@ impl Executor {
     }
 
     /// Admit a transaction to the mempool after checking it against the finalized state.
-    /// Returns its hash; `gossip` also forwards it to the other validators.
-    pub fn submit(&self, bytes: Vec<u8>, gossip: bool) -> Result<TxHash, SubmitError> {
-        self.submit_many(vec![bytes], gossip)
+    /// `from_client`: it came from a client (persist it, then gossip it), not from a peer.
+    pub fn submit(&self, bytes: Vec<u8>, from_client: bool) -> Result<TxHash, SubmitError> {
+        self.submit_many(vec![bytes], from_client)
             .pop()
             .expect("one result per transaction")
     }
 
-    /// Admit several transactions; each gets its own result. Admitted ones are written to the
-    /// on-disk mempool (one durable write for the batch) *before* this returns, so an accepted
-    /// transaction survives a crash of this validator; then they are gossiped.
-    pub fn submit_many(&self, txs: Vec<Vec<u8>>, gossip: bool) -> Vec<Result<TxHash, SubmitError>> {
+    /// Admit several transactions; each gets its own result. Those from a client are written
+    /// to the on-disk mempool (one durable write for the batch, outside the executor lock)
+    /// *before* this returns, so an accepted transaction survives a crash of this validator;
+    /// then they are gossiped. Copies received from peers are only kept in memory: their
+    /// origin holds the durable copy and re-gossips it.
+    pub fn submit_many(&self, txs: Vec<Vec<u8>>, from_client: bool) -> Vec<Result<TxHash, SubmitError>> {
         let mut inner = self.lock();
         let mut admitted: Vec<(TxHash, Arc<Vec<u8>>)> = Vec::new();
         let results: Vec<_> = txs
@@ -305,9 +307,15 @@ impl Executor {
             })
             .collect();
         self.shared.metrics.set_mempool(inner.mempool.len());
-        if let Err(e) = inner.db.mempool_put(&admitted) {
+        let db = inner.db.clone();
+        drop(inner);
+        if !from_client || admitted.is_empty() {
+            return results;
+        }
+        if let Err(e) = db.mempool_put(&admitted) {
             // Without the durable copy the promise "accepted = not lost" would not hold.
             error!(error = %e, "cannot persist the mempool");
+            let mut inner = self.lock();
             for (h, _) in &admitted {
                 inner.mempool.remove(h);
             }
@@ -320,11 +328,8 @@ impl Executor {
                 .map(|r| r.and(Err(SubmitError::Rejected(why.clone()))))
                 .collect();
         }
-        drop(inner);
-        if gossip {
-            let refs: Vec<&[u8]> = admitted.iter().map(|(_, b)| b.as_slice()).collect();
-            crate::checkpoints::gossip_txs(self, &refs);
-        }
+        let refs: Vec<&[u8]> = admitted.iter().map(|(_, b)| b.as_slice()).collect();
+        crate::checkpoints::gossip_txs(self, &refs);
         results
     }
 

@@ -27,7 +27,11 @@ fn accepted_transactions_survive_a_restart_of_the_validator() {
     };
     let genesis = config::init(&opts).unwrap();
     let key = KeyFile::read(&dir.join("orgs/city.key")).unwrap();
-    let me = || Identity { index: 0, name: "v-maker".into(), note_seeds: vec![] };
+    let me = || Identity {
+        index: 0,
+        name: "v-maker".into(),
+        note_seeds: vec![],
+    };
     let data = dir.join("v-maker/data/ledger");
     let tx = |seq| {
         let body = TxBody {
@@ -36,16 +40,19 @@ fn accepted_transactions_survive_a_restart_of_the_validator() {
             key_id: key.public_key().id(),
             seq,
             expiry_height: 100,
-            payload: Payload::Statement { topic: "t".into(), body: vec![] },
+            payload: Payload::Statement {
+                topic: "t".into(),
+                body: vec![],
+            },
         };
         SignedTx::sign(body, &key).to_cbor()
     };
     let (first, gap) = (tx(1), tx(3));
     {
         let exec = Executor::open(&data, genesis.clone(), me()).unwrap();
-        exec.submit(first.clone(), false).unwrap();
-        exec.submit(gap.clone(), false).unwrap();
-        assert!(matches!(exec.submit(first.clone(), false), Err(SubmitError::Mempool(_))));
+        exec.submit(first.clone(), true).unwrap();
+        exec.submit(gap.clone(), true).unwrap();
+        assert!(matches!(exec.submit(first.clone(), true), Err(SubmitError::Mempool(_))));
     } // the executor (and its in-memory mempool) is gone, as after a crash
     let exec = Executor::open(&data, genesis, me()).unwrap();
     assert_eq!(exec.tx_status(&TxHash::of(&first)), TxStatus::Pending);
