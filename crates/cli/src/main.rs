@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod dice_cmd;
 mod merkle_cmd;
 mod note_cmd;
 mod status;
@@ -52,6 +53,8 @@ enum Command {
     Merkle(merkle_cmd::MerkleArgs),
     /// C2SP signed-note tools (offline).
     Note(note_cmd::NoteArgs),
+    /// Open Profile for DICE tools (offline, open-dice compatible).
+    Dice(dice_cmd::DiceArgs),
     /// Verify checkpoints and proofs served by a node (or from files) yourself.
     Verify(verify::VerifyArgs),
     /// Benchmarks; each prints a table, or one JSON object with --json.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Merkle(a) => merkle_cmd::run(a),
         Command::Note(a) => note_cmd::run(a),
+        Command::Dice(a) => dice_cmd::run(a),
         Command::Verify(a) => verify::run(a),
         other => match dispatch(other) {
             Ok(()) => 0,
@@ -153,7 +157,7 @@ fn dispatch(command: Command) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())
         }
-        Command::Merkle(_) | Command::Note(_) | Command::Verify(_) => unreachable!("handled in main"),
+        Command::Merkle(_) | Command::Note(_) | Command::Dice(_) | Command::Verify(_) => unreachable!("handled in main"),
     }
 }
 
