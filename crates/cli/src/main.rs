@@ -157,7 +157,9 @@ fn dispatch(command: Command) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())
         }
-        Command::Merkle(_) | Command::Note(_) | Command::Dice(_) | Command::Verify(_) => unreachable!("handled in main"),
+        Command::Merkle(_) | Command::Note(_) | Command::Dice(_) | Command::Verify(_) => {
+            unreachable!("handled in main")
+        }
     }
 }
 

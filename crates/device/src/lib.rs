@@ -5,6 +5,6 @@
 //! - `eat`: Entity Attestation Tokens (RFC 9711) as CWT in COSE_Sign1.
 #![cfg_attr(not(feature = "std"), no_std)]
 extern crate alloc;
-pub mod dice;
 pub mod cert;
+pub mod dice;
 pub mod eat;
