@@ -572,6 +572,50 @@ pub fn verify_chain(
     })
 }
 
+/// Verifies a self-signed manufacturer CA certificate on its own, with the CA checks of
+/// [`verify_chain`]; returns its public key. The ledger runs this before registering a CA.
+pub fn verify_ca(ca_der: &[u8], now_unix_s: Option<u64>) -> Result<VerifyingKey, CertError> {
+    checked_ca(ca_der, now_unix_s).map(|(_, _, key)| key)
+}
+
+/// Verifies `manufacturer CA → DeviceID` (the first link of [`verify_chain`], with the same
+/// checks); returns the DeviceID public key. The ledger runs this when a device is registered.
+pub fn verify_deviceid(ca_der: &[u8], deviceid_der: &[u8], now_unix_s: Option<u64>) -> Result<VerifyingKey, CertError> {
+    let (ca, ca_ext, ca_key) = checked_ca(ca_der, now_unix_s)?;
+    let deviceid = parse(deviceid_der, CertRole::DeviceId)?;
+    let deviceid_key = public_key(&deviceid, CertRole::DeviceId)?;
+    let deviceid_ext = check_extensions(&deviceid, CertRole::DeviceId)?;
+    let issuer = Issuer {
+        cert: &ca,
+        exts: &ca_ext,
+        key: &ca_key,
+    };
+    check_link(&deviceid, &deviceid_ext, &issuer, CertRole::DeviceId)?;
+    check_issuer_role(&deviceid_ext, CertRole::DeviceId, 0)?;
+    if let Some(now) = now_unix_s {
+        check_time(&deviceid, CertRole::DeviceId, now)?;
+    }
+    Ok(deviceid_key)
+}
+
+/// A parsed manufacturer CA certificate that passed the CA checks of [`verify_chain`].
+fn checked_ca(ca_der: &[u8], now_unix_s: Option<u64>) -> Result<(Certificate, Exts, VerifyingKey), CertError> {
+    let ca = parse(ca_der, CertRole::Ca)?;
+    let ca_key = public_key(&ca, CertRole::Ca)?;
+    let ca_ext = check_extensions(&ca, CertRole::Ca)?;
+    let issuer = Issuer {
+        cert: &ca,
+        exts: &ca_ext,
+        key: &ca_key,
+    };
+    check_link(&ca, &ca_ext, &issuer, CertRole::Ca)?;
+    check_issuer_role(&ca_ext, CertRole::Ca, 1)?;
+    if let Some(now) = now_unix_s {
+        check_time(&ca, CertRole::Ca, now)?;
+    }
+    Ok((ca, ca_ext, ca_key))
+}
+
 /// Parses one certificate, bounded and strict: the DER must re-encode byte-identically, so the
 /// re-encoded TBS is exactly what the issuer signed.
 fn parse(der: &[u8], role: CertRole) -> Result<Certificate, CertError> {
@@ -812,6 +856,27 @@ mod tests {
         let der = f.to_der().unwrap();
         assert_eq!(der[2], 0xa6, "fwids is [6] IMPLICIT, constructed");
         assert_eq!(decode_tcb_info(&der).unwrap(), f);
+    }
+
+    #[test]
+    fn ca_and_deviceid_verify_alone() {
+        let c = chain();
+        assert_eq!(verify_ca(&c.ca, Some(1_800_000_000)).unwrap(), *key(1).verifying_key());
+        let dev = verify_deviceid(&c.ca, &c.deviceid, Some(1_800_000_000)).unwrap();
+        assert_eq!(dev, *key(2).verifying_key());
+        assert!(matches!(
+            verify_ca(&c.deviceid, None),
+            Err(CertError::IssuerMismatch { .. })
+        ));
+        let other_ca = issue_ca_cert(&key(9), "CN=Other CA", 2, CertValidity::DICE_DEFAULT).unwrap();
+        assert!(matches!(
+            verify_deviceid(&other_ca, &c.deviceid, None),
+            Err(CertError::IssuerMismatch { .. })
+        ));
+        assert!(matches!(
+            verify_deviceid(&c.ca, &c.deviceid, Some(1_000_000_000)),
+            Err(CertError::NotYetValid { .. })
+        ));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `apply`: the only place ledger rules live.
 
 use chipledger_types::cbor::Encode;
+use chipledger_types::device_tx::{CaId, DeviceId, RevokeReason};
 use chipledger_types::genesis::Genesis;
 use chipledger_types::keys::{PublicKey, SignatureError};
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, SignedTx, ThresholdKind, TxHash};
 
+use crate::device;
 use crate::error::TxError;
 use crate::model::*;
 use crate::store::{Overlay, StateRead, WriteSet};
@@ -55,22 +57,42 @@ pub enum Event {
         org: String,
         topic: String,
     },
+    DeviceRegistered {
+        device: DeviceId,
+        owner: String,
+    },
+    TransferOffered {
+        device: DeviceId,
+        to: String,
+    },
+    TransferAccepted {
+        device: DeviceId,
+        from: String,
+        to: String,
+    },
+    DeviceAttested {
+        device: DeviceId,
+    },
+    DeviceRevoked {
+        device: DeviceId,
+        reason: RevokeReason,
+    },
 }
 
 /// Writes collected while applying one transaction; merged into the block only on success.
-struct TxState<'a> {
+pub(crate) struct TxState<'a> {
     base: Overlay<'a>,
     writes: WriteSet,
 }
 
 impl TxState<'_> {
-    fn view(&self) -> Overlay<'_> {
+    pub(crate) fn view(&self) -> Overlay<'_> {
         Overlay {
             base: &self.base,
             writes: &self.writes,
         }
     }
-    fn put<T: Encode>(&mut self, key: Vec<u8>, value: &T) {
+    pub(crate) fn put<T: Encode>(&mut self, key: Vec<u8>, value: &T) {
         self.writes.insert(key, Some(value.to_cbor()));
     }
 }
@@ -103,6 +125,11 @@ pub fn apply_tx(
                 topic: topic.clone(),
             }]
         }
+        Payload::RegisterDevice(p) => device::register(&mut st, ctx, &hash, &tx.body.org, p)?,
+        Payload::OfferTransfer(p) => device::offer(&mut st, &hash, &tx.body.org, p)?,
+        Payload::AcceptTransfer(p) => device::accept(&mut st, ctx, &hash, &tx.body.org, p)?,
+        Payload::Attest(p) => device::attest(&mut st, ctx, &hash, p)?,
+        Payload::RevokeDevice(p) => device::revoke(&mut st, ctx, &hash, &tx.body.org, p)?,
     };
     let writes = st.writes;
     block_writes.extend(writes);
@@ -171,7 +198,7 @@ fn authenticate(
     Ok(())
 }
 
-fn active_org(s: &dyn StateRead, name: &str) -> Result<OrgRecord, TxError> {
+pub(crate) fn active_org(s: &dyn StateRead, name: &str) -> Result<OrgRecord, TxError> {
     let org = get_org(s, name)?.ok_or_else(|| TxError::UnknownOrg(name.into()))?;
     if org.removed_height.is_some() {
         return Err(TxError::OrgRemoved(name.into()));
@@ -326,6 +353,8 @@ fn check_action(s: &dyn StateRead, ctx: &BlockContext<'_>, action: &GovAction) -
             }
             Ok(())
         }
+        GovAction::AddManufacturerCa(a) => device::check_add_ca(s, ctx, a).map(|_: CaId| ()),
+        GovAction::RevokeManufacturerCa(a) => device::check_revoke_ca(s, a).map(|_| ()),
     }
 }
 
@@ -402,6 +431,8 @@ fn execute(st: &mut TxState<'_>, ctx: &BlockContext<'_>, action: &GovAction) -> 
             policy.governance_threshold = *value;
             st.put(KEY_POLICY.to_vec(), &StoredPolicy(policy));
         }
+        GovAction::AddManufacturerCa(a) => device::execute_add_ca(st, ctx, a)?,
+        GovAction::RevokeManufacturerCa(a) => device::execute_revoke_ca(st, ctx, a)?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! in the mempool until the missing ones arrive (or it expires).
 
 use chipledger_types::cbor::DecodeError;
+use chipledger_types::device_tx::{CaId, DeviceId};
 use chipledger_types::keys::{KeyId, SignatureError};
 use chipledger_types::tx::TxHash;
 
@@ -69,6 +70,48 @@ pub enum TxError {
     Invalid(&'static str),
     #[error("stored state is corrupt at key {key}: {why}")]
     Corrupt { key: String, why: String },
+    #[error("organisation '{0}' does not hold the manufacturer role")]
+    NotManufacturer(String),
+    #[error("invalid {what} certificate: {why}")]
+    BadCertificate { what: &'static str, why: String },
+    #[error("manufacturer CA {0} is already registered")]
+    CaExists(CaId),
+    #[error("no manufacturer CA {0}")]
+    UnknownCa(CaId),
+    #[error("manufacturer CA {0} was revoked")]
+    CaRevoked(CaId),
+    #[error("not endorsed by manufacturer CA {ca}: {why}")]
+    Unendorsed { ca: CaId, why: String },
+    #[error("model {model} is not in the ranges granted to CA {ca} of '{org}'")]
+    ModelNotGranted { org: String, ca: CaId, model: u32 },
+    #[error("device {0} is already registered")]
+    DeviceExists(DeviceId),
+    #[error("no device {0}")]
+    UnknownDevice(DeviceId),
+    #[error("device {0} was revoked")]
+    DeviceRevoked(DeviceId),
+    #[error("'{org}' may not do this to device {device}: only {who} may")]
+    NotAuthorized {
+        org: String,
+        device: DeviceId,
+        who: &'static str,
+    },
+    #[error("device {device} has no transfer offer to '{org}'")]
+    NoTransferOffer { org: String, device: DeviceId },
+    #[error("invalid evidence: {0}")]
+    BadEvidence(String),
+    #[error(
+        "stale nonce: it names height {nonce_height}, the ledger is at {height} and accepts the last {window_blocks} heights"
+    )]
+    StaleNonce {
+        nonce_height: u64,
+        height: u64,
+        window_blocks: u64,
+    },
+    #[error("the evidence nonce is not the device's current ledger challenge")]
+    WrongNonce,
+    #[error("limit reached: at most {max} {what}")]
+    LimitReached { what: &'static str, max: usize },
 }
 
 impl TxError {
@@ -98,6 +141,22 @@ impl TxError {
             TxError::DuplicateKey(_) => "duplicate_key",
             TxError::Invalid(_) => "invalid",
             TxError::Corrupt { .. } => "corrupt_state",
+            TxError::NotManufacturer(_) => "not_manufacturer",
+            TxError::BadCertificate { .. } => "bad_certificate",
+            TxError::CaExists(_) => "ca_exists",
+            TxError::UnknownCa(_) => "unknown_ca",
+            TxError::CaRevoked(_) => "ca_revoked",
+            TxError::Unendorsed { .. } => "unendorsed",
+            TxError::ModelNotGranted { .. } => "model_not_granted",
+            TxError::DeviceExists(_) => "device_exists",
+            TxError::UnknownDevice(_) => "unknown_device",
+            TxError::DeviceRevoked(_) => "device_revoked",
+            TxError::NotAuthorized { .. } => "not_authorized",
+            TxError::NoTransferOffer { .. } => "no_transfer_offer",
+            TxError::BadEvidence(_) => "bad_evidence",
+            TxError::StaleNonce { .. } => "stale_nonce",
+            TxError::WrongNonce => "wrong_nonce",
+            TxError::LimitReached { .. } => "limit_reached",
         }
     }
 }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod device;
 pub mod error;
 pub mod model;
 pub mod smt;

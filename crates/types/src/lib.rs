@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod block;
 pub mod cbor;
 pub mod checkpoint;
+pub mod device_tx;
 pub mod genesis;
 pub mod keys;
 pub mod limits;

@@ -23,3 +23,16 @@ pub const MAX_STATEMENT_BYTES: usize = 16 * 1024;
 pub const MAX_ROLES: usize = 8;
 /// Longest chain identifier, in bytes.
 pub const MAX_CHAIN_ID_BYTES: usize = 64;
+/// Largest X.509 certificate (manufacturer CA, DeviceID, Alias) carried in a transaction, in
+/// bytes (the device SDK's `cert::MAX_CERT_BYTES`).
+pub const MAX_CERT_DER_BYTES: usize = 4096;
+/// Largest EAT (COSE_Sign1) carried in an `Attest` transaction, in bytes (`eat::MAX_EAT_BYTES`).
+pub const MAX_EAT_BYTES: usize = 4096;
+/// Most hardware-model (product-ID) ranges one manufacturer CA grant may list.
+pub const MAX_MODEL_RANGES: usize = 16;
+/// Most manufacturer CAs (active and revoked) one organisation may have registered.
+pub const MAX_CAS_PER_ORG: usize = 16;
+/// Most devices one organisation may own (the by-owner index is one bounded record).
+pub const MAX_DEVICES_PER_OWNER: usize = 4096;
+/// Most entries in one device's history (registration, transfers, attestations, revocation).
+pub const MAX_DEVICE_HISTORY: usize = 1024;

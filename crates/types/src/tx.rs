@@ -10,6 +10,10 @@ use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
 use crate::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
+use crate::device_tx::{
+    AcceptTransfer, AddManufacturerCa, Attest, Fields, OfferTransfer, RegisterDevice, RevokeDevice,
+    RevokeManufacturerCa, encode_tagged,
+};
 use crate::keys::{KeyId, PublicKey, Signature, SigningKey, TAG_TX_V1};
 use crate::limits::*;
 
@@ -180,6 +184,10 @@ pub enum GovAction {
     },
     /// Change a policy threshold.
     SetThreshold { kind: ThresholdKind, value: u32 },
+    /// Register a manufacturer CA and grant it hardware-model ranges.
+    AddManufacturerCa(AddManufacturerCa),
+    /// Move a manufacturer CA to the revoked list.
+    RevokeManufacturerCa(RevokeManufacturerCa),
 }
 
 const GOV_ADD_ORG: u64 = 1;
@@ -187,6 +195,8 @@ const GOV_REMOVE_ORG: u64 = 2;
 const GOV_ROTATE_ORG_KEY: u64 = 3;
 const GOV_ROTATE_VALIDATOR_KEY: u64 = 4;
 const GOV_SET_THRESHOLD: u64 = 5;
+const GOV_ADD_MANUFACTURER_CA: u64 = 6;
+const GOV_REVOKE_MANUFACTURER_CA: u64 = 7;
 
 impl GovAction {
     pub fn name(&self) -> &'static str {
@@ -196,6 +206,8 @@ impl GovAction {
             GovAction::RotateOrgKey { .. } => "rotate-org-key",
             GovAction::RotateValidatorKey { .. } => "rotate-validator-key",
             GovAction::SetThreshold { .. } => "set-threshold",
+            GovAction::AddManufacturerCa(_) => "add-manufacturer-ca",
+            GovAction::RevokeManufacturerCa(_) => "revoke-manufacturer-ca",
         }
     }
 }
@@ -236,6 +248,8 @@ impl Encode for GovAction {
                     .uint(*kind as u64)
                     .uint(*value as u64);
             }
+            GovAction::AddManufacturerCa(a) => encode_tagged(e, GOV_ADD_MANUFACTURER_CA, a),
+            GovAction::RevokeManufacturerCa(a) => encode_tagged(e, GOV_REVOKE_MANUFACTURER_CA, a),
         }
     }
 }
@@ -276,6 +290,14 @@ impl Decode for GovAction {
                 };
                 (3, GovAction::SetThreshold { kind, value: d.u32()? })
             }
+            GOV_ADD_MANUFACTURER_CA => (
+                1 + AddManufacturerCa::ARITY,
+                GovAction::AddManufacturerCa(AddManufacturerCa::decode_fields(d)?),
+            ),
+            GOV_REVOKE_MANUFACTURER_CA => (
+                1 + RevokeManufacturerCa::ARITY,
+                GovAction::RevokeManufacturerCa(RevokeManufacturerCa::decode_fields(d)?),
+            ),
             value => {
                 return Err(DecodeError::UnknownVariant {
                     what: "governance action",
@@ -304,11 +326,26 @@ pub enum Payload {
     /// A signed public statement of an organisation, recorded in the log (audit notes,
     /// announcements). The ledger keeps only the log leaf; nothing else changes.
     Statement { topic: String, body: Vec<u8> },
+    /// A manufacturer registers a device (issue 3).
+    RegisterDevice(RegisterDevice),
+    /// A device's owner offers it to another organisation.
+    OfferTransfer(OfferTransfer),
+    /// The organisation a device was offered to accepts it.
+    AcceptTransfer(AcceptTransfer),
+    /// A device's evidence: Alias certificate and EAT.
+    Attest(Attest),
+    /// A device's owner or manufacturer revokes it.
+    RevokeDevice(RevokeDevice),
 }
 
 const PAYLOAD_PROPOSE: u64 = 1;
 const PAYLOAD_APPROVE: u64 = 2;
 const PAYLOAD_STATEMENT: u64 = 3;
+const PAYLOAD_REGISTER_DEVICE: u64 = 4;
+const PAYLOAD_OFFER_TRANSFER: u64 = 5;
+const PAYLOAD_ACCEPT_TRANSFER: u64 = 6;
+const PAYLOAD_ATTEST: u64 = 7;
+const PAYLOAD_REVOKE_DEVICE: u64 = 8;
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
@@ -316,6 +353,11 @@ impl Payload {
             Payload::Propose(_) => "propose",
             Payload::Approve { .. } => "approve",
             Payload::Statement { .. } => "statement",
+            Payload::RegisterDevice(_) => "register-device",
+            Payload::OfferTransfer(_) => "offer-transfer",
+            Payload::AcceptTransfer(_) => "accept-transfer",
+            Payload::Attest(_) => "attest",
+            Payload::RevokeDevice(_) => "revoke-device",
         }
     }
 }
@@ -333,6 +375,11 @@ impl Encode for Payload {
             Payload::Statement { topic, body } => {
                 e.array(3).uint(PAYLOAD_STATEMENT).text(topic).bytes(body);
             }
+            Payload::RegisterDevice(p) => encode_tagged(e, PAYLOAD_REGISTER_DEVICE, p),
+            Payload::OfferTransfer(p) => encode_tagged(e, PAYLOAD_OFFER_TRANSFER, p),
+            Payload::AcceptTransfer(p) => encode_tagged(e, PAYLOAD_ACCEPT_TRANSFER, p),
+            Payload::Attest(p) => encode_tagged(e, PAYLOAD_ATTEST, p),
+            Payload::RevokeDevice(p) => encode_tagged(e, PAYLOAD_REVOKE_DEVICE, p),
         }
     }
 }
@@ -366,6 +413,11 @@ impl Decode for Payload {
                     },
                 )
             }
+            PAYLOAD_REGISTER_DEVICE => fields(d, Payload::RegisterDevice)?,
+            PAYLOAD_OFFER_TRANSFER => fields(d, Payload::OfferTransfer)?,
+            PAYLOAD_ACCEPT_TRANSFER => fields(d, Payload::AcceptTransfer)?,
+            PAYLOAD_ATTEST => fields(d, Payload::Attest)?,
+            PAYLOAD_REVOKE_DEVICE => fields(d, Payload::RevokeDevice)?,
             value => return Err(DecodeError::UnknownVariant { what: "payload", value }),
         };
         if n != arity {
@@ -377,6 +429,11 @@ impl Decode for Payload {
         d.end();
         Ok(payload)
     }
+}
+
+/// Decode a device payload's fields; returns the expected array length (tag included) with it.
+fn fields<T: Fields>(d: &mut Decoder<'_>, wrap: fn(T) -> Payload) -> Result<(usize, Payload), DecodeError> {
+    Ok((1 + T::ARITY, wrap(T::decode_fields(d)?)))
 }
 
 /// The signed part of a transaction.
