@@ -35,6 +35,14 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Device registrations/s and ES256 evidence verifications/s, with the ratio to raw P-256 verify.
+    Identity {
+        /// Devices to register and attest.
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -45,6 +53,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             base_port,
             json,
         } => ledger(txs, leaves, base_port, json),
+        BenchCommand::Identity { devices, json } => crate::bench_identity::identity(devices, json),
     }
 }
 

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chipledger_node::api::{
-    BatchItem, BatchRequest, CheckpointBody, OrgBody, StatusBody, Submitted, TxStatusBody, ValidatorBody,
+    BatchItem, BatchRequest, CaBody, ChallengeBody, CheckpointBody, DeviceBody, DevicePage, ErrorBody, HistoryBody,
+    OrgBody, StatusBody, Submitted, TxStatusBody, ValidatorBody,
 };
 use serde::de::DeserializeOwned;
 
@@ -58,6 +59,45 @@ impl Client {
     }
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.get(path)
+    }
+
+    pub fn device(&self, id: &str) -> Result<DeviceBody> {
+        self.get(&format!("/v1/devices/{id}"))
+    }
+    pub fn device_history(&self, id: &str) -> Result<Vec<HistoryBody>> {
+        self.get(&format!("/v1/devices/{id}/history"))
+    }
+    pub fn challenge(&self, id: &str) -> Result<ChallengeBody> {
+        self.get(&format!("/v1/devices/{id}/challenge"))
+    }
+    pub fn devices(&self, owner: &str, offset: usize, limit: usize) -> Result<DevicePage> {
+        self.get(&format!("/v1/devices?owner={owner}&offset={offset}&limit={limit}"))
+    }
+    pub fn cas(&self) -> Result<Vec<CaBody>> {
+        self.get("/v1/cas")
+    }
+
+    /// Submit one transaction; a refusal comes back as its typed error body (`Ok(Err(..))`).
+    pub fn try_submit(&self, tx: &[u8]) -> Result<std::result::Result<Submitted, ErrorBody>> {
+        let url = format!("{}/v1/tx", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", "application/cbor")
+            .body(tx.to_vec())
+            .send()
+            .with_context(|| format!("cannot reach {url} (is the node running?)"))?;
+        let status = resp.status();
+        let text = resp.text().with_context(|| format!("reading the answer of {url}"))?;
+        if status.is_success() {
+            return Ok(Ok(
+                serde_json::from_str(&text).with_context(|| format!("unexpected answer from {url}"))?
+            ));
+        }
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(e) => Ok(Err(e)),
+            Err(_) => bail!("{url} answered HTTP {}: {text}", status.as_u16()),
+        }
     }
 
     pub fn submit(&self, tx: &[u8]) -> Result<Submitted> {

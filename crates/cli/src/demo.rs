@@ -1,5 +1,6 @@
 //! `chipledger demo`: four validators as separate processes on loopback, a few governance
-//! transactions so the log is not empty, then running until Ctrl-C or SIGTERM.
+//! transactions so the log is not empty, a simulated device fleet (`fleet`), then running until
+//! Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use clap::Args;
 use crate::client::Client;
 use crate::net::LocalNet;
 use crate::txcmd::{build, wait_final};
+
+mod fleet;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -47,6 +50,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if client.status()?.log_size == 0 {
         println!("submitting governance transactions …");
         seed_transactions(&net, &client)?;
+        println!("provisioning the device fleet …");
+        fleet::provision_fleet(&net, &client)?;
     }
     println!(
         "\nthe network is running. Try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.",

@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod device_cmd;
 pub mod net;
 pub mod txcmd;

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_identity;
 mod demo;
 mod dice_cmd;
 mod merkle_cmd;
@@ -9,7 +10,7 @@ mod note_cmd;
 mod status;
 mod verify;
 
-use chipledger_cli::{client, net, txcmd};
+use chipledger_cli::{client, device_cmd, net, txcmd};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     },
     /// Submit transactions and read their status.
     Tx(txcmd::TxArgs),
+    /// Chip identity: manufacturer CAs, provisioning, ownership, attestation, revocation.
+    Device(device_cmd::DeviceArgs),
     /// Every validator's height, log and state root.
     Status(status::StatusArgs),
     /// RFC 9162 Merkle tree tools (offline).
@@ -151,6 +154,7 @@ fn dispatch(command: Command) -> Result<()> {
             command: KeysCommand::Gen { kind, out, json },
         } => keys_gen(&kind, &out, json),
         Command::Tx(a) => txcmd::run(a),
+        Command::Device(a) => device_cmd::run(a),
         Command::Status(a) => status::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Openapi => {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chipledger_node::config::KeyFile;
 use chipledger_types::cbor::Encode;
+use chipledger_types::device_tx::{AddManufacturerCa, CaId, ModelRange, RevokeManufacturerCa};
 use chipledger_types::keys::{KeyId, PublicKey};
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, SignedTx, ThresholdKind, TxBody, TxHash};
 use clap::{Args, Subcommand};
@@ -104,6 +105,26 @@ pub enum PayloadCmd {
         #[arg(long)]
         value: u32,
     },
+    /// Propose registering a manufacturer CA for an organisation, granting it model ranges.
+    ProposeAddManufacturerCa {
+        /// The manufacturer organisation.
+        #[arg(long = "name")]
+        org: String,
+        /// The CA certificate, DER (from `device ca-init`).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: PathBuf,
+        /// Granted hardware model ranges `FIRST-LAST` (or one number), comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        models: Vec<String>,
+    },
+    /// Propose revoking a manufacturer CA (it moves to the revoked list).
+    ProposeRevokeManufacturerCa {
+        /// Hex CA id.
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Approve a pending proposal.
     Approve {
         /// Hash of the proposing transaction.
@@ -122,6 +143,51 @@ pub enum PayloadCmd {
 fn parse_key(s: &str) -> Result<PublicKey> {
     s.parse()
         .map_err(|e| anyhow::anyhow!("bad public key '{s}': {e} (expected ed25519:<hex> or p256:<hex>)"))
+}
+
+/// `FIRST-LAST` or a single model number.
+pub fn parse_model_range(s: &str) -> Result<ModelRange> {
+    let (first, last) = s.split_once('-').unwrap_or((s, s));
+    let num = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .with_context(|| format!("model range '{s}': '{v}' is not a number"))
+    };
+    let range = ModelRange {
+        first: num(first)?,
+        last: num(last)?,
+    };
+    if range.first > range.last {
+        bail!("model range '{s}': first is greater than last");
+    }
+    Ok(range)
+}
+
+/// The manufacturer-CA governance payloads.
+fn ca_payload(cmd: PayloadCmd) -> Result<Payload> {
+    Ok(match cmd {
+        PayloadCmd::ProposeAddManufacturerCa { org, ca_cert, models } => {
+            let ca_cert_der =
+                std::fs::read(&ca_cert).with_context(|| format!("reading CA certificate {}", ca_cert.display()))?;
+            let models = models.iter().map(|m| parse_model_range(m)).collect::<Result<_>>()?;
+            Payload::Propose(GovAction::AddManufacturerCa(AddManufacturerCa {
+                org,
+                ca_cert_der,
+                models,
+            }))
+        }
+        PayloadCmd::ProposeRevokeManufacturerCa { ca, reason } => {
+            let id: [u8; 20] = hex::decode(&ca)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--ca must be 40 hex characters")?;
+            Payload::Propose(GovAction::RevokeManufacturerCa(RevokeManufacturerCa {
+                ca: CaId(id),
+                reason,
+            }))
+        }
+        other => bail!("not a manufacturer-CA payload: {other:?}"),
+    })
 }
 
 fn payload(cmd: PayloadCmd) -> Result<Payload> {
@@ -159,6 +225,9 @@ fn payload(cmd: PayloadCmd) -> Result<Payload> {
             kind: ThresholdKind::Governance,
             value,
         }),
+        c @ (PayloadCmd::ProposeAddManufacturerCa { .. } | PayloadCmd::ProposeRevokeManufacturerCa { .. }) => {
+            ca_payload(c)?
+        }
         PayloadCmd::Approve { proposal } => {
             let h: [u8; 32] = hex::decode(&proposal)
                 .ok()

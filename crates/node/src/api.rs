@@ -8,9 +8,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use chipledger_state::model::{get_org, get_seq, get_validator, org_names, validator_names};
+use chipledger_state::device::{ATTEST_NONCE_WINDOW_BLOCKS, current_challenge};
+use chipledger_state::model::{
+    DeviceRecord, HistoryKind, device_history, devices_by_owner, get_ca, get_device, get_org, get_seq, get_validator,
+    org_ca_ids, org_names, validator_names,
+};
 use chipledger_state::store::{StateRead, key_hash};
 use chipledger_types::block::Block;
+use chipledger_types::device_tx::DeviceId;
 use chipledger_types::limits::MAX_TX_BYTES;
 use chipledger_types::merkle::{consistency_proof, inclusion_proof};
 use chipledger_types::tx::TxHash;
@@ -23,7 +28,7 @@ use crate::executor::{Executor, SubmitError, TxStatus};
 type ApiResult<T> = Result<T, ApiError>;
 
 /// A typed API error: `{"error": code, "message": text}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code (e.g. `bad_signature`, `replay`, `not_found`).
     pub error: String,
@@ -634,6 +639,273 @@ async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
     )
 }
 
+// ---- chip identity (issue 3) --------------------------------------------------------------
+
+/// Most devices in one `/v1/devices` page.
+pub const MAX_DEVICES_PAGE: usize = 500;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeviceRevocationBody {
+    pub height: u64,
+    /// `compromised`, `decommissioned` or `lost`.
+    pub reason: String,
+    /// The organisation that revoked it.
+    pub by: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttestationBody {
+    /// Height of the block that accepted the evidence.
+    pub height: u64,
+    pub swname: String,
+    pub swversion: String,
+    /// The EAT's first measurement, hex.
+    pub measurement: String,
+    /// SHA-256 FWID of the Alias certificate's DiceTcbInfo, hex (empty if none).
+    pub alias_fwid_sha256: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeviceBody {
+    /// Hex device id (open-dice ID of the DeviceID key).
+    pub id: String,
+    pub manufacturer: String,
+    /// Hex id of the endorsing manufacturer CA.
+    pub ca: String,
+    /// Hardware model (product ID).
+    pub model: u32,
+    pub owner: String,
+    /// Organisation a transfer is offered to, if any.
+    pub offered_to: Option<String>,
+    /// `active`, `revoked`, or `untrusted` (its manufacturer CA was revoked).
+    pub status: String,
+    pub registered_height: u64,
+    pub revoked: Option<DeviceRevocationBody>,
+    /// The last accepted evidence: attested firmware.
+    pub attestation: Option<AttestationBody>,
+    /// DeviceID certificate, hex DER.
+    pub deviceid_cert: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DevicePage {
+    pub owner: String,
+    /// Devices the owner holds in all.
+    pub total: usize,
+    pub offset: usize,
+    /// At most `limit` (≤ `MAX_DEVICES_PAGE`) devices, by id.
+    pub devices: Vec<DeviceBody>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DevicesQuery {
+    /// The owning organisation.
+    pub owner: String,
+    /// Skip this many devices (by id order).
+    pub offset: Option<usize>,
+    /// Page size, at most 500 (default 100).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HistoryBody {
+    pub height: u64,
+    /// `registered`, `transferred` or `revoked`.
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChallengeBody {
+    pub device: String,
+    /// The finalized height the nonce names.
+    pub height: u64,
+    /// Hex nonce to put in the EAT `eat_nonce` claim.
+    pub nonce: String,
+    /// The evidence must be included within this many blocks of `height`.
+    pub window_blocks: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CaRevocationBody {
+    pub height: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CaBody {
+    /// Hex CA id (first 160 bits of SHA-256 of the CA key's SEC1 point).
+    pub id: String,
+    pub org: String,
+    /// Granted model ranges, inclusive `[first, last]`.
+    pub models: Vec<[u32; 2]>,
+    pub added_height: u64,
+    pub revoked: Option<CaRevocationBody>,
+    /// CA certificate, hex DER.
+    pub cert: String,
+}
+
+fn state_error(e: chipledger_state::TxError) -> ApiError {
+    match e {
+        chipledger_state::TxError::UnknownDevice(_) => ApiError::not_found(e.to_string()),
+        chipledger_state::TxError::DeviceRevoked(_) => ApiError::new(StatusCode::GONE, e.code(), e.to_string()),
+        other => ApiError::internal(other),
+    }
+}
+
+fn parse_device(s: &str) -> ApiResult<DeviceId> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .map(DeviceId)
+        .ok_or_else(|| ApiError::bad("a device id is 40 hex characters"))
+}
+
+fn device_body(s: &dyn StateRead, d: DeviceRecord) -> ApiResult<DeviceBody> {
+    let ca_revoked = get_ca(s, &d.ca)
+        .map_err(ApiError::internal)?
+        .is_none_or(|c| c.revoked.is_some());
+    let status = match (&d.revoked, ca_revoked) {
+        (Some(_), _) => "revoked",
+        (None, true) => "untrusted",
+        (None, false) => "active",
+    };
+    Ok(DeviceBody {
+        id: d.id.to_string(),
+        manufacturer: d.manufacturer,
+        ca: d.ca.to_string(),
+        model: d.model,
+        owner: d.owner,
+        offered_to: d.offered_to,
+        status: status.into(),
+        registered_height: d.registered_height,
+        revoked: d.revoked.map(|r| DeviceRevocationBody {
+            height: r.height,
+            reason: r.reason.name().into(),
+            by: r.by,
+        }),
+        attestation: d.attestation.map(|a| AttestationBody {
+            height: a.height,
+            swname: a.swname,
+            swversion: a.swversion,
+            measurement: hex::encode(a.measurement),
+            alias_fwid_sha256: hex::encode(a.alias_fwid_sha256),
+        }),
+        deviceid_cert: hex::encode(d.deviceid_cert_der),
+    })
+}
+
+fn find_device(s: &dyn StateRead, id: &DeviceId) -> ApiResult<DeviceRecord> {
+    get_device(s, id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
+}
+
+/// One device: owner, status, attested firmware, model, CA.
+#[utoipa::path(get, path = "/v1/devices/{id}", params(("id" = String, Path, description = "hex device id")),
+    responses((status = 200, description = "The device record", body = DeviceBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 404, description = "No such device", body = ErrorBody)))]
+async fn device(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<DeviceBody>> {
+    let id = parse_device(&id)?;
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let record = find_device(&s, &id)?;
+    Ok(Json(device_body(&s, record)?))
+}
+
+/// Devices owned by an organisation, one bounded page at a time.
+#[utoipa::path(get, path = "/v1/devices", params(DevicesQuery),
+    responses((status = 200, description = "A page of the owner's devices", body = DevicePage), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
+async fn devices(State(c): State<Ctx>, Query(q): Query<DevicesQuery>) -> ApiResult<Json<DevicePage>> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_DEVICES_PAGE {
+        return Err(ApiError::bad(format!("limit must be 1..={MAX_DEVICES_PAGE}")));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let ids = devices_by_owner(&s, &q.owner).map_err(ApiError::internal)?;
+    let mut page = Vec::new();
+    for id in ids.iter().skip(offset).take(limit) {
+        page.push(device_body(&s, find_device(&s, id)?)?);
+    }
+    Ok(Json(DevicePage {
+        owner: q.owner,
+        total: ids.len(),
+        offset,
+        devices: page,
+    }))
+}
+
+/// A device's full history: registration, transfers, revocation.
+#[utoipa::path(get, path = "/v1/devices/{id}/history", params(("id" = String, Path, description = "hex device id")),
+    responses((status = 200, description = "History entries, oldest first", body = Vec<HistoryBody>), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 404, description = "No such device", body = ErrorBody)))]
+async fn device_history_route(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<Vec<HistoryBody>>> {
+    let id = parse_device(&id)?;
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    find_device(&s, &id)?;
+    let entries = device_history(&s, &id).map_err(ApiError::internal)?;
+    let kind = |k: HistoryKind| match k {
+        HistoryKind::Registered => "registered",
+        HistoryKind::Transferred => "transferred",
+        HistoryKind::Revoked => "revoked",
+    };
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|e| HistoryBody {
+                height: e.height,
+                kind: kind(e.kind).into(),
+                from: e.from,
+                to: e.to,
+            })
+            .collect(),
+    ))
+}
+
+/// The device's current attestation challenge (the nonce its next EAT must carry).
+#[utoipa::path(get, path = "/v1/devices/{id}/challenge", params(("id" = String, Path, description = "hex device id")),
+    responses((status = 200, description = "The current challenge", body = ChallengeBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 404, description = "No such device", body = ErrorBody), (status = 410, description = "The device was revoked", body = ErrorBody)))]
+async fn device_challenge(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<ChallengeBody>> {
+    let id = parse_device(&id)?;
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let height = inner.tip.height;
+    let chain_id = &c.exec.genesis_config().chain_id;
+    let nonce = current_challenge(&s, chain_id, &id, height).map_err(state_error)?;
+    Ok(Json(ChallengeBody {
+        device: id.to_string(),
+        height,
+        nonce: hex::encode(nonce),
+        window_blocks: ATTEST_NONCE_WINDOW_BLOCKS,
+    }))
+}
+
+/// Manufacturer CAs, including revoked ones (never deleted).
+#[utoipa::path(get, path = "/v1/cas", responses((status = 200, description = "Every manufacturer CA", body = Vec<CaBody>)))]
+async fn cas(State(c): State<Ctx>) -> ApiResult<Json<Vec<CaBody>>> {
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let mut out = Vec::new();
+    for org in org_names(&s).map_err(ApiError::internal)? {
+        for id in org_ca_ids(&s, &org).map_err(ApiError::internal)? {
+            let Some(ca) = get_ca(&s, &id).map_err(ApiError::internal)? else {
+                continue;
+            };
+            out.push(CaBody {
+                id: ca.id.to_string(),
+                org: ca.org,
+                models: ca.models.iter().map(|r| [r.first, r.last]).collect(),
+                added_height: ca.added_height,
+                revoked: ca.revoked.map(|(height, reason)| CaRevocationBody { height, reason }),
+                cert: hex::encode(ca.cert_der),
+            });
+        }
+    }
+    Ok(Json(out))
+}
+
 #[derive(OpenApi)]
 #[openapi(info(
     title = "chipledger validator API",
@@ -658,6 +930,11 @@ fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(status))
         .routes(routes!(state_proof))
         .routes(routes!(metrics))
+        .routes(routes!(devices))
+        .routes(routes!(device))
+        .routes(routes!(device_history_route))
+        .routes(routes!(device_challenge))
+        .routes(routes!(cas))
 }
 
 /// The OpenAPI 3.1 document of the API (served at `/openapi.json`).
@@ -712,6 +989,11 @@ mod tests {
             "/v1/status",
             "/v1/state",
             "/metrics",
+            "/v1/devices",
+            "/v1/devices/{id}",
+            "/v1/devices/{id}/history",
+            "/v1/devices/{id}/challenge",
+            "/v1/cas",
         ] {
             assert!(doc["paths"].get(path).is_some(), "missing path {path}");
         }

@@ -416,3 +416,15 @@ pub(crate) fn revoke(
         reason: p.reason,
     }])
 }
+
+/// The challenge a device must answer now: [`attest_nonce`] over its current `challenge_seed`
+/// at `height` (the newest finalized height). The API serves it; the rule above checks it.
+pub fn current_challenge(
+    s: &dyn StateRead,
+    chain_id: &str,
+    device: &DeviceId,
+    height: u64,
+) -> Result<[u8; ATTEST_NONCE_BYTES], TxError> {
+    let record = live_device(s, device)?;
+    Ok(attest_nonce(chain_id, &record.id, &record.challenge_seed, height))
+}

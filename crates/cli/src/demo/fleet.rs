@@ -1,0 +1,183 @@
+//! The demo's device fleet: a second manufacturer joins by governance, each manufacturer's CA
+//! is granted a model range by governance, then each provisions SoftChips registered to `city`,
+//! submitted in batches.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chipledger_cli::client::Client;
+use chipledger_cli::device_cmd::{Ca, chip_device_id, provision_chip, register_payload, submit_final};
+use chipledger_cli::net::LocalNet;
+use chipledger_cli::txcmd::{build, wait_final};
+use chipledger_node::config::KeyFile;
+use chipledger_types::device_tx::{AddManufacturerCa, ModelRange};
+use chipledger_types::keys::SigningKey;
+use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, TxHash};
+
+/// Devices each manufacturer provisions (two manufacturers: 120 in all).
+pub const DEVICES_PER_MANUFACTURER: usize = 60;
+/// The second manufacturer, added by governance.
+pub const SECOND_MANUFACTURER: &str = "fabx";
+/// The fleet's owner.
+pub const FLEET_OWNER: &str = "city";
+
+/// One manufacturer's line: its org, CA name, granted model and model name.
+struct Line {
+    org: &'static str,
+    ca_name: &'static str,
+    model: u32,
+    model_name: &'static str,
+}
+
+const LINES: [Line; 2] = [
+    Line {
+        org: "maker",
+        ca_name: "CN=Maker Device CA,O=maker",
+        model: 100,
+        model_name: "streetlamp",
+    },
+    Line {
+        org: SECOND_MANUFACTURER,
+        ca_name: "CN=FabX Device CA,O=fabx",
+        model: 200,
+        model_name: "air-meter",
+    },
+];
+
+fn org_key(net: &LocalNet, org: &str) -> Result<SigningKey> {
+    KeyFile::read(&net.dir.join("orgs").join(format!("{org}.key")))
+}
+
+/// City proposes, maker and vendor approve (3 of 4): the action executes.
+fn govern(net: &LocalNet, client: &Client, action: GovAction, what: &str) -> Result<()> {
+    let propose = build(
+        client,
+        "city",
+        &org_key(net, "city")?,
+        None,
+        1000,
+        Payload::Propose(action),
+    )?;
+    let id = TxHash::of(&propose);
+    let s = wait_final(client, &client.submit(&propose)?.hash, Duration::from_secs(60))?;
+    if s.status != "final" {
+        bail!("{what}: proposal {}", s.reason.unwrap_or_default());
+    }
+    for org in ["maker", "vendor"] {
+        submit_final(client, org, &org_key(net, org)?, Payload::Approve { proposal: id })?;
+    }
+    println!("  {what}: approved by city, maker, vendor");
+    Ok(())
+}
+
+fn add_second_manufacturer(net: &LocalNet, client: &Client) -> Result<()> {
+    let path = net.dir.join("orgs").join(format!("{SECOND_MANUFACTURER}.key"));
+    let key = if path.exists() {
+        KeyFile::read(&path)?
+    } else {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        let k = SigningKey::ed25519_from_seed(&seed);
+        KeyFile::write(&path, &k)?;
+        k
+    };
+    let spec = OrgSpec {
+        name: SECOND_MANUFACTURER.into(),
+        roles: vec![Role::Manufacturer],
+        keys: vec![key.public_key()],
+    };
+    govern(net, client, GovAction::AddOrg(spec), "add manufacturer 'fabx'")
+}
+
+fn grant_ca(net: &LocalNet, client: &Client, line: &Line) -> Result<Ca> {
+    let cas = net.dir.join("cas");
+    std::fs::create_dir_all(&cas)?;
+    let ca = Ca::generate(line.ca_name)?;
+    ca.save(
+        &cas.join(format!("{}-ca.key", line.org)),
+        &cas.join(format!("{}-ca.der", line.org)),
+    )?;
+    let action = GovAction::AddManufacturerCa(AddManufacturerCa {
+        org: line.org.into(),
+        ca_cert_der: ca.cert_der.clone(),
+        models: vec![ModelRange {
+            first: line.model,
+            last: line.model + 99,
+        }],
+    });
+    govern(
+        net,
+        client,
+        action,
+        &format!("grant '{}' CA {} models {}..", line.org, ca.id, line.model),
+    )?;
+    Ok(ca)
+}
+
+/// Provision and register one manufacturer's devices in one batch; returns the last tx hash.
+fn register_line(net: &LocalNet, client: &Client, line: &Line, ca: &Ca) -> Result<String> {
+    let key = org_key(net, line.org)?;
+    let chips_dir = net.dir.join("chips");
+    std::fs::create_dir_all(&chips_dir)?;
+    let first_seq = client.org(line.org)?.last_seq + 1;
+    let mut txs = Vec::with_capacity(DEVICES_PER_MANUFACTURER);
+    for i in 0..DEVICES_PER_MANUFACTURER {
+        let chip = provision_chip(ca, line.org, line.model_name)?;
+        chip.save(&chips_dir.join(format!("{}.chip", chip_device_id(&chip))))?;
+        let payload = register_payload(ca.id, &chip, line.model + (i % 2) as u32, FLEET_OWNER)?;
+        txs.push(build(
+            client,
+            line.org,
+            &key,
+            Some(first_seq + i as u64),
+            1000,
+            payload,
+        )?);
+    }
+    let items = client.submit_batch(&txs)?;
+    let mut last = None;
+    for item in items {
+        match item.hash {
+            Some(h) if item.status == "pending" => last = Some(h),
+            _ => bail!(
+                "registration refused: {} {}",
+                item.status,
+                item.message.unwrap_or_default()
+            ),
+        }
+    }
+    last.context("empty batch")
+}
+
+/// The whole fleet; prints progress and the time it took.
+pub fn provision_fleet(net: &LocalNet, client: &Client) -> Result<()> {
+    let start = Instant::now();
+    add_second_manufacturer(net, client)?;
+    let mut pending = Vec::new();
+    for line in &LINES {
+        let ca = grant_ca(net, client, line)?;
+        let last = register_line(net, client, line, &ca)?;
+        println!(
+            "  '{}' submitted {DEVICES_PER_MANUFACTURER} {} devices (models {}, {})",
+            line.org,
+            line.model_name,
+            line.model,
+            line.model + 1
+        );
+        pending.push(last);
+    }
+    for hash in pending {
+        let s = wait_final(client, &hash, Duration::from_secs(120))?;
+        if s.status != "final" {
+            bail!("registration {hash}: {}", s.reason.unwrap_or_default());
+        }
+    }
+    let owned = client.devices(FLEET_OWNER, 0, 1)?.total;
+    println!(
+        "  fleet ready: '{FLEET_OWNER}' owns {owned} devices ({:.1}s); chips in {}, CAs in {}",
+        start.elapsed().as_secs_f64(),
+        net.dir.join("chips").display(),
+        net.dir.join("cas").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! Chip identity end to end on four validator processes: manufacturer CA governance, then
+//! provision → register → transfer → accept → attest → revoke through the `chipledger device`
+//! commands, and every rejection path asserted by its typed error code through the API.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chipledger_cli::client::Client;
+use chipledger_cli::device_cmd::{
+    Ca, DEFAULT_FIRMWARE_IMAGE, attest_payload, chip_device_id, claims, parse_device_id, provision_chip,
+    register_payload, submit_final,
+};
+use chipledger_cli::net::LocalNet;
+use chipledger_cli::txcmd::build;
+use chipledger_device::chip::{Chip, Firmware, SoftChip};
+use chipledger_node::config::KeyFile;
+use chipledger_types::device_tx::{AcceptTransfer, Attest, CaId, OfferTransfer};
+use chipledger_types::keys::SigningKey;
+use chipledger_types::tx::{Payload, TxHash};
+use sha2::{Digest, Sha256};
+
+const FIRMWARE: Firmware<'static> = Firmware {
+    name: "chipledger-fw",
+    version: "1.0.0",
+    svn: 1,
+    image: DEFAULT_FIRMWARE_IMAGE,
+};
+
+fn network(name: &str, base_port: u16) -> Result<LocalNet> {
+    let dir = std::env::temp_dir().join(format!("chipledger-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_chipledger"));
+    let mut net = LocalNet::prepare(&dir, &exe, base_port, "chipledger-test")?;
+    net.start_all()?;
+    for i in 0..4 {
+        net.wait_ready(i, Duration::from_secs(60))?;
+    }
+    Ok(net)
+}
+
+fn key_path(net: &LocalNet, org: &str) -> PathBuf {
+    net.dir.join("orgs").join(format!("{org}.key"))
+}
+
+fn org_key(net: &LocalNet, org: &str) -> SigningKey {
+    KeyFile::read(&key_path(net, org)).expect("org key")
+}
+
+/// Run the `chipledger` binary with `args` (and `--api`, `--json`); its stdout as JSON.
+fn cli(net: &LocalNet, args: &[&str]) -> Result<serde_json::Value> {
+    let mut all = args.to_vec();
+    all.extend(["--api", &net.apis[0], "--json"]);
+    cli_exact(net, &all)
+}
+
+/// Run the `chipledger` binary with exactly `args`; its stdout as JSON.
+fn cli_exact(net: &LocalNet, args: &[&str]) -> Result<serde_json::Value> {
+    let out = Command::new(&net.exe).args(args).output()?;
+    if !out.status.success() {
+        bail!("chipledger {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("output of {args:?}"))
+}
+
+/// Submit as `org`; the API must refuse it with `code`.
+fn refused(net: &LocalNet, c: &Client, org: &str, payload: Payload, code: &str) -> Result<()> {
+    let tx = build(c, org, &org_key(net, org), None, 1000, payload)?;
+    match c.try_submit(&tx)? {
+        Err(e) => {
+            assert_eq!(e.error, code, "expected {code}, got: {}", e.message);
+            Ok(())
+        }
+        Ok(s) => bail!("expected {code}, but the transaction was accepted as {}", s.hash),
+    }
+}
+
+fn wait_height(c: &Client, height: u64, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while c.status()?.height < height {
+        if start.elapsed() > timeout {
+            bail!("height {height} not reached in {}s", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// `ca-init` by the CLI, proposal by city through `tx submit`, approvals by maker and vendor.
+fn govern_ca(net: &LocalNet, c: &Client) -> Result<Ca> {
+    let (ca_key, ca_cert) = (net.dir.join("maker-ca.key"), net.dir.join("maker-ca.der"));
+    let out = Command::new(&net.exe)
+        .args(["device", "ca-init", "--name", "CN=Maker Device CA,O=maker", "--json"])
+        .args(["--key-out", path_str(&ca_key), "--cert-out", path_str(&ca_cert)])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proposal = cli_exact(
+        net,
+        &[
+            "tx",
+            "submit",
+            "--api",
+            &net.apis[0],
+            "--json",
+            "--org",
+            "city",
+            "--key",
+            path_str(&key_path(net, "city")),
+            "--wait",
+            "propose-add-manufacturer-ca",
+            "--name",
+            "maker",
+            "--ca-cert",
+            path_str(&ca_cert),
+            "--models",
+            "100-199",
+        ],
+    )?;
+    let id: [u8; 32] = hex::decode(proposal["hash"].as_str().context("hash")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("hash length"))?;
+    for org in ["maker", "vendor"] {
+        let p = Payload::Approve { proposal: TxHash(id) };
+        submit_final(c, org, &org_key(net, org), p)?;
+    }
+    let ca = Ca::load(&ca_key, &ca_cert)?;
+    let cas = c.cas()?;
+    assert!(
+        cas.iter()
+            .any(|x| x.id == ca.id.to_string() && x.org == "maker" && x.revoked.is_none()),
+        "the CA is registered: {cas:?}"
+    );
+    Ok(ca)
+}
+
+fn provision(net: &LocalNet, chip: &Path) -> Result<String> {
+    let ca_key = net.dir.join("maker-ca.key");
+    let ca_cert = net.dir.join("maker-ca.der");
+    let out = cli(
+        net,
+        &[
+            "device",
+            "provision",
+            "--org",
+            "maker",
+            "--key",
+            path_str(&key_path(net, "maker")),
+            "--ca-key",
+            path_str(&ca_key),
+            "--ca-cert",
+            path_str(&ca_cert),
+            "--chip",
+            path_str(chip),
+            "--model",
+            "150",
+            "--model-name",
+            "lamp",
+            "--owner",
+            "city",
+        ],
+    )?;
+    Ok(out["device"].as_str().context("device id")?.to_string())
+}
+
+/// Registration refusals: a chip certified by a CA the ledger does not know, and a duplicate.
+fn registration_rejections(net: &LocalNet, c: &Client, ca: &Ca, chip1: &SoftChip) -> Result<()> {
+    let rogue = Ca::generate("CN=Rogue CA,O=maker")?;
+    let rogue_chip = provision_chip(&rogue, "maker", "lamp")?;
+    refused(
+        net,
+        c,
+        "maker",
+        register_payload(ca.id, &rogue_chip, 150, "city")?,
+        "unendorsed",
+    )?;
+    refused(
+        net,
+        c,
+        "maker",
+        register_payload(rogue.id, &rogue_chip, 150, "city")?,
+        "unknown_ca",
+    )?;
+    refused(
+        net,
+        c,
+        "maker",
+        register_payload(ca.id, chip1, 150, "city")?,
+        "device_exists",
+    )?;
+    let fresh = provision_chip(ca, "maker", "lamp")?;
+    refused(
+        net,
+        c,
+        "maker",
+        register_payload(ca.id, &fresh, 500, "city")?,
+        "model_not_granted",
+    )?;
+    refused(
+        net,
+        c,
+        "city",
+        register_payload(ca.id, &fresh, 150, "city")?,
+        "not_manufacturer",
+    )?;
+    Ok(())
+}
+
+/// Evidence refusals before a good attestation is accepted and after: stale nonce, wrong key
+/// (EAT signed by another chip's Alias key), replayed evidence.
+fn attest_rejections(net: &LocalNet, c: &Client, ca: &Ca, chip_path: &Path, id: &str) -> Result<()> {
+    let mut chip = SoftChip::load(chip_path)?;
+    let nonce = hex::decode(c.challenge(id)?.nonce)?;
+
+    let mut other = provision_chip(ca, "maker", "lamp")?;
+    other.boot(&FIRMWARE)?;
+    let layer = chip.boot(&FIRMWARE)?;
+    let forged = Payload::Attest(Attest {
+        device: chip_device_id(&chip),
+        alias_cert_der: layer.alias_cert_der,
+        eat: other.sign_eat(&claims(&chip, &FIRMWARE, &nonce))?,
+    });
+    refused(net, c, "vendor", forged, "bad_evidence")?;
+
+    wait_height(c, 70, Duration::from_secs(180))?;
+    let mut stale = vec![0u8; 40]; // names height 0, far outside the window
+    stale[8..].copy_from_slice(&Sha256::digest(b"old"));
+    refused(
+        net,
+        c,
+        "vendor",
+        attest_payload(&mut chip, &FIRMWARE, &stale)?,
+        "stale_nonce",
+    )?;
+
+    let nonce = hex::decode(c.challenge(id)?.nonce)?;
+    let good = attest_payload(&mut chip, &FIRMWARE, &nonce)?;
+    submit_final(c, "vendor", &org_key(net, "vendor"), good.clone())?;
+    refused(net, c, "vendor", good, "wrong_nonce")?;
+    Ok(())
+}
+
+/// Revoke the CA by governance (`tx submit propose-revoke-manufacturer-ca`): it stays listed as
+/// revoked, its devices show as untrusted, and it endorses nothing any more.
+fn revoke_ca(net: &LocalNet, c: &Client, ca: &Ca) -> Result<()> {
+    let survivor = provision_chip(ca, "maker", "lamp")?;
+    submit_final(
+        c,
+        "maker",
+        &org_key(net, "maker"),
+        register_payload(ca.id, &survivor, 151, "city")?,
+    )?;
+    let city_key = key_path(net, "city");
+    let ca_id = ca.id.to_string();
+    let proposal = cli_exact(
+        net,
+        &[
+            "tx",
+            "submit",
+            "--api",
+            &net.apis[0],
+            "--json",
+            "--org",
+            "city",
+            "--key",
+            path_str(&city_key),
+            "--wait",
+            "propose-revoke-manufacturer-ca",
+            "--ca",
+            &ca_id,
+            "--reason",
+            "key leaked",
+        ],
+    )?;
+    let id: [u8; 32] = hex::decode(proposal["hash"].as_str().context("hash")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("hash length"))?;
+    for org in ["maker", "vendor"] {
+        submit_final(c, org, &org_key(net, org), Payload::Approve { proposal: TxHash(id) })?;
+    }
+    let listed = c
+        .cas()?
+        .into_iter()
+        .find(|x| x.id == ca_id)
+        .context("revoked CAs stay listed")?;
+    assert_eq!(listed.revoked.map(|r| r.reason), Some("key leaked".into()));
+    assert_eq!(c.device(&chip_device_id(&survivor).to_string())?.status, "untrusted");
+    let late = provision_chip(ca, "maker", "lamp")?;
+    refused(
+        net,
+        c,
+        "maker",
+        register_payload(ca.id, &late, 150, "city")?,
+        "ca_revoked",
+    )
+}
+
+/// `chipledger device VERB --org ORG --key <ORG's key> EXTRA… --api … --json`.
+fn device_cmd(net: &LocalNet, verb: &str, org: &str, extra: &[&str]) -> Result<serde_json::Value> {
+    let key = key_path(net, org);
+    let mut args = vec!["device", verb, "--org", org, "--key", path_str(&key)];
+    args.extend(extra);
+    cli(net, &args)
+}
+
+/// Two-step transfer: city offers to vendor; audit (not offered) cannot accept; vendor does.
+fn transfer(net: &LocalNet, c: &Client, id: &str) -> Result<()> {
+    device_cmd(net, "transfer", "city", &["--device", id, "--to", "vendor"])?;
+    assert_eq!(c.device(id)?.owner, "city", "nothing changes until accepted");
+    let device = parse_device_id(id)?;
+    let accept = Payload::AcceptTransfer(AcceptTransfer { device });
+    refused(net, c, "audit", accept, "no_transfer_offer")?;
+    device_cmd(net, "accept", "vendor", &["--device", id])?;
+    assert_eq!(c.device(id)?.owner, "vendor");
+    let page = c.devices("vendor", 0, 10)?;
+    assert_eq!((page.total, page.devices[0].id.as_str()), (1, id));
+    Ok(())
+}
+
+/// Attestation through the CLI records the firmware measurement.
+fn attest(net: &LocalNet, c: &Client, id: &str, chip_path: &Path) -> Result<()> {
+    let att = device_cmd(
+        net,
+        "attest",
+        "vendor",
+        &["--device", id, "--chip", path_str(chip_path)],
+    )?;
+    let measurement = hex::encode(Sha256::digest(DEFAULT_FIRMWARE_IMAGE));
+    assert_eq!(att["measurement"], measurement.as_str());
+    let rec = c.device(id)?.attestation.context("attested")?;
+    assert_eq!(rec.measurement, measurement);
+    assert_eq!(rec.alias_fwid_sha256, measurement);
+    Ok(())
+}
+
+/// Revocation by the owner; afterwards evidence, transfers and challenges are refused.
+fn revoke(net: &LocalNet, c: &Client, id: &str, chip_path: &Path) -> Result<()> {
+    let mut chip = SoftChip::load(chip_path)?;
+    let nonce = hex::decode(c.challenge(id)?.nonce)?;
+    let late = attest_payload(&mut chip, &FIRMWARE, &nonce)?;
+    device_cmd(net, "revoke", "vendor", &["--device", id, "--reason", "compromised"])?;
+    let d = c.device(id)?;
+    assert_eq!(d.status, "revoked");
+    assert_eq!(d.revoked.map(|r| r.reason), Some("compromised".into()));
+    refused(net, c, "vendor", late, "device_revoked")?;
+    let offer = Payload::OfferTransfer(OfferTransfer {
+        device: parse_device_id(id)?,
+        to_org: "city".into(),
+    });
+    refused(net, c, "vendor", offer, "device_revoked")?;
+    assert!(c.challenge(id).unwrap_err().to_string().contains("device_revoked"));
+    Ok(())
+}
+
+#[test]
+fn chip_identity_end_to_end() -> Result<()> {
+    let mut net = network("identity", 24070)?;
+    let c = Client::new(&net.apis[0])?;
+    let ca = govern_ca(&net, &c)?;
+
+    let chip_path = net.dir.join("chip1.chip");
+    let id = provision(&net, &chip_path)?;
+    let chip1 = SoftChip::load(&chip_path)?;
+    assert_eq!(
+        chip_device_id(&chip1).to_string(),
+        id,
+        "the device id is the chip's DICE ID"
+    );
+    let shown = cli(&net, &["device", "show", &id])?;
+    assert_eq!(shown["device"]["owner"], "city");
+    assert_eq!(shown["device"]["status"], "active");
+    assert_eq!(shown["device"]["ca"], ca.id.to_string());
+    registration_rejections(&net, &c, &ca, &chip1)?;
+
+    transfer(&net, &c, &id)?;
+    attest(&net, &c, &id, &chip_path)?;
+    attest_rejections(&net, &c, &ca, &chip_path, &id)?;
+    revoke(&net, &c, &id, &chip_path)?;
+    revoke_ca(&net, &c, &ca)?;
+
+    let kinds: Vec<String> = c.device_history(&id)?.into_iter().map(|h| h.kind).collect();
+    assert_eq!(kinds, ["registered", "transferred", "revoked"]);
+    let unknown = c.device(&CaId([0; 20]).to_string()).unwrap_err();
+    assert!(unknown.to_string().contains("not_found"), "{unknown}");
+    net.stop_all();
+    let _ = std::fs::remove_dir_all(&net.dir);
+    Ok(())
+}

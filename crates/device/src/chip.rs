@@ -1,0 +1,455 @@
+//! A chip's identity behind a small trait, and [`SoftChip`], a software implementation for tests,
+//! the demo and the CLI. A secure element or HSM implements [`Chip`] the same way: the secrets
+//! (UDS, CDIs, private keys) never leave it; only public keys, certificates and signatures do.
+//!
+//! Layering (Open Profile for DICE, P-256):
+//!
+//! - **DeviceID**: the key pair derived from the UDS as layer 0's CDI_Attest
+//!   ([`LayerKey::derive`]`(P256, UDS)`; open-dice's "authority" key of the first layer). Its
+//!   20-byte ID ([`dice::derive_id`]) is the ledger's device id. The manufacturer's CA certifies it
+//!   from a [`DeviceIdRequest`] (the CSR equivalent: public key, ID, TCB info).
+//! - **Alias**: booting a firmware layer derives the next CDIs from the UDS with the firmware's
+//!   SHA-512 as code hash ([`dice::derive_next`]), and the Alias key from that CDI_Attest. The
+//!   DeviceID key issues the Alias certificate, whose DiceTcbInfo carries the firmware's
+//!   SHA-256 and SHA-512 FWIDs, version and security version. The Alias key signs evidence (EAT).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey, signature::Signer};
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::cert::{self, CertError, CertRequest, CertValidity, DiceTcbInfo, Fwid};
+use crate::dice::{self, Algorithm, Cdis, DiceError, ID_SIZE, InputValues, KeyPair, LayerKey, Mode, UDS_SIZE};
+use crate::eat::{self, EatClaims, EatError};
+
+/// Errors of a chip operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChipError {
+    #[error("DICE derivation failed: {0}")]
+    Dice(#[from] DiceError),
+    #[error("certificate: {0}")]
+    Cert(#[from] CertError),
+    #[error("evidence: {0}")]
+    Eat(#[from] EatError),
+    #[error("the chip derived a non-P-256 key; only ES256 is supported here")]
+    UnsupportedAlgorithm,
+    #[error("the chip has no DeviceID certificate yet (the manufacturer must install one)")]
+    NoDeviceIdCert,
+    #[error("the DeviceID certificate does not certify this chip's DeviceID key")]
+    DeviceIdCertMismatch,
+    #[error("no firmware layer booted yet: boot one before signing evidence")]
+    NotBooted,
+    #[error("chip file: {0}")]
+    File(String),
+}
+
+/// A firmware layer as the chip measures it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Firmware<'a> {
+    /// Name (the EAT `swname`, the TCB `model`).
+    pub name: &'a str,
+    /// Version text (the EAT `swversion`, the TCB `version`).
+    pub version: &'a str,
+    /// Security version number (anti-rollback).
+    pub svn: u64,
+    /// The firmware image; its hashes are the measurement.
+    pub image: &'a [u8],
+}
+
+impl Firmware<'_> {
+    /// The DICE code hash (SHA-512 of the image).
+    pub fn code_hash(&self) -> [u8; 64] {
+        Sha512::digest(self.image).into()
+    }
+
+    /// The firmware measurement the ledger records (SHA-256 of the image).
+    pub fn measurement(&self) -> [u8; 32] {
+        Sha256::digest(self.image).into()
+    }
+}
+
+/// What the manufacturer CA needs to issue a DeviceID certificate (a CSR equivalent).
+#[derive(Clone, Debug)]
+pub struct DeviceIdRequest {
+    pub public_key: VerifyingKey,
+    /// The DICE ID of the DeviceID key: the ledger's device id.
+    pub id: [u8; ID_SIZE],
+    pub tcb_info: DiceTcbInfo,
+}
+
+impl DeviceIdRequest {
+    /// The certificate request for [`cert::issue_deviceid_cert`].
+    pub fn cert_request(&self) -> CertRequest<'_> {
+        CertRequest {
+            subject_public_key: &self.public_key,
+            subject_id: &self.id,
+            tcb_info: &self.tcb_info,
+            validity: CertValidity::DICE_DEFAULT,
+        }
+    }
+}
+
+/// The public result of booting a firmware layer.
+#[derive(Clone, Debug)]
+pub struct BootedLayer {
+    pub alias_public_key: VerifyingKey,
+    /// Alias certificate (DER), signed by the DeviceID key.
+    pub alias_cert_der: Vec<u8>,
+    /// SHA-256 of the firmware image.
+    pub measurement: [u8; 32],
+}
+
+/// A chip with a DICE identity. Implementations keep every secret inside.
+pub trait Chip {
+    /// The DeviceID public key.
+    fn deviceid_public_key(&self) -> VerifyingKey;
+    /// Sign `message` (ES256) with the DeviceID key.
+    fn sign_with_deviceid(&self, message: &[u8]) -> Result<Signature, ChipError>;
+    /// Measure and boot a firmware layer: derive its Alias key and certificate.
+    fn boot(&mut self, firmware: &Firmware<'_>) -> Result<BootedLayer, ChipError>;
+    /// Sign an EAT with the Alias key of the booted layer.
+    fn sign_eat(&self, claims: &EatClaims) -> Result<Vec<u8>, ChipError>;
+}
+
+fn p256_key(layer: &LayerKey) -> Result<SigningKey, ChipError> {
+    match &layer.key_pair {
+        KeyPair::P256(key) => Ok(key.clone()),
+        KeyPair::Ed25519(_) => Err(ChipError::UnsupportedAlgorithm),
+    }
+}
+
+/// The booted layer's secret: the Alias signing key.
+struct Booted {
+    alias_key: SigningKey,
+}
+
+/// A software chip: the UDS in memory (or, with `std`, in a file).
+pub struct SoftChip {
+    uds: [u8; UDS_SIZE],
+    deviceid: LayerKey,
+    deviceid_key: SigningKey,
+    /// Hardware vendor and model, written into the DeviceID TCB info.
+    vendor: String,
+    model: String,
+    deviceid_cert_der: Option<Vec<u8>>,
+    booted: Option<Booted>,
+}
+
+impl core::fmt::Debug for SoftChip {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SoftChip({})", hex::encode(self.deviceid.id))
+    }
+}
+
+impl SoftChip {
+    /// A chip with this UDS; `vendor` / `model` describe the hardware (DeviceID TCB info).
+    pub fn from_uds(uds: [u8; UDS_SIZE], vendor: &str, model: &str) -> Result<Self, ChipError> {
+        let deviceid = LayerKey::derive(Algorithm::P256, &uds)?;
+        let deviceid_key = p256_key(&deviceid)?;
+        Ok(SoftChip {
+            uds,
+            deviceid,
+            deviceid_key,
+            vendor: vendor.into(),
+            model: model.into(),
+            deviceid_cert_der: None,
+            booted: None,
+        })
+    }
+
+    /// The DICE ID of the DeviceID key (the ledger's device id).
+    pub fn device_id(&self) -> [u8; ID_SIZE] {
+        self.deviceid.id
+    }
+
+    /// The DeviceID certificate request for the manufacturer CA.
+    pub fn deviceid_request(&self) -> DeviceIdRequest {
+        DeviceIdRequest {
+            public_key: *self.deviceid_key.verifying_key(),
+            id: self.deviceid.id,
+            tcb_info: DiceTcbInfo {
+                vendor: Some(self.vendor.clone()),
+                model: Some(self.model.clone()),
+                layer: Some(0),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Install the DeviceID certificate issued by the manufacturer CA (`ca_der`), after checking
+    /// that the chain verifies and that it certifies this chip's key.
+    pub fn install_deviceid_cert(&mut self, ca_der: &[u8], deviceid_der: &[u8]) -> Result<(), ChipError> {
+        let key = cert::verify_deviceid(ca_der, deviceid_der, None)?;
+        if key != *self.deviceid_key.verifying_key() {
+            return Err(ChipError::DeviceIdCertMismatch);
+        }
+        self.deviceid_cert_der = Some(deviceid_der.to_vec());
+        self.booted = None;
+        Ok(())
+    }
+
+    /// Hardware vendor (DeviceID TCB info).
+    pub fn vendor(&self) -> &str {
+        &self.vendor
+    }
+
+    /// Hardware model name (DeviceID TCB info).
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The installed DeviceID certificate, if any.
+    pub fn deviceid_cert_der(&self) -> Option<&[u8]> {
+        self.deviceid_cert_der.as_deref()
+    }
+
+    fn alias_tcb(&self, firmware: &Firmware<'_>) -> DiceTcbInfo {
+        DiceTcbInfo {
+            vendor: Some(self.vendor.clone()),
+            model: Some(firmware.name.into()),
+            version: Some(firmware.version.into()),
+            svn: Some(firmware.svn),
+            layer: Some(1),
+            fwids: Some(alloc::vec![
+                Fwid::sha256(&firmware.measurement()),
+                Fwid::sha512(&firmware.code_hash()),
+            ]),
+            ..Default::default()
+        }
+    }
+}
+
+impl Chip for SoftChip {
+    fn deviceid_public_key(&self) -> VerifyingKey {
+        *self.deviceid_key.verifying_key()
+    }
+
+    fn sign_with_deviceid(&self, message: &[u8]) -> Result<Signature, ChipError> {
+        Ok(self.deviceid_key.sign(message))
+    }
+
+    fn boot(&mut self, firmware: &Firmware<'_>) -> Result<BootedLayer, ChipError> {
+        let deviceid_der = self.deviceid_cert_der.as_deref().ok_or(ChipError::NoDeviceIdCert)?;
+        let inputs = InputValues {
+            code_hash: firmware.code_hash(),
+            mode: Mode::Normal,
+            ..InputValues::default()
+        };
+        let next = dice::derive_next(&Cdis::from_uds(&self.uds), &inputs)?;
+        let alias = LayerKey::derive(Algorithm::P256, &next.cdi_attest)?;
+        let alias_key = p256_key(&alias)?;
+        let tcb = self.alias_tcb(firmware);
+        let request = CertRequest {
+            subject_public_key: alias_key.verifying_key(),
+            subject_id: &alias.id,
+            tcb_info: &tcb,
+            validity: CertValidity::DICE_DEFAULT,
+        };
+        let alias_cert_der = cert::issue_alias_cert(&self.deviceid_key, deviceid_der, &request)?;
+        let layer = BootedLayer {
+            alias_public_key: *alias_key.verifying_key(),
+            alias_cert_der,
+            measurement: firmware.measurement(),
+        };
+        self.booted = Some(Booted { alias_key });
+        Ok(layer)
+    }
+
+    fn sign_eat(&self, claims: &EatClaims) -> Result<Vec<u8>, ChipError> {
+        let booted = self.booted.as_ref().ok_or(ChipError::NotBooted)?;
+        Ok(eat::sign_eat(claims, &booted.alias_key)?)
+    }
+}
+
+#[cfg(feature = "std")]
+mod file {
+    //! The chip file: `chipledger-softchip v1`, then `uds <hex>`, `vendor <text>`,
+    //! `model <text>` and, once provisioned, `deviceid-cert <hex>` lines. Written with mode 0600.
+
+    use super::*;
+    use std::path::Path;
+
+    const HEADER: &str = "chipledger-softchip v1";
+    /// Largest chip file accepted.
+    const MAX_CHIP_FILE_BYTES: u64 = 16 * 1024;
+
+    fn bad(why: impl Into<String>) -> ChipError {
+        ChipError::File(why.into())
+    }
+
+    impl SoftChip {
+        /// Save the UDS (a secret!) and the DeviceID certificate to `path`, mode 0600. Refuses
+        /// to overwrite a different chip.
+        pub fn save(&self, path: &Path) -> Result<(), ChipError> {
+            let mut text = std::format!(
+                "{HEADER}\nuds {}\nvendor {}\nmodel {}\n",
+                hex::encode(self.uds),
+                self.vendor,
+                self.model
+            );
+            if let Some(der) = &self.deviceid_cert_der {
+                text.push_str(&std::format!("deviceid-cert {}\n", hex::encode(der)));
+            }
+            if path.exists() {
+                let existing = SoftChip::load(path)?;
+                if existing.uds != self.uds {
+                    return Err(bad(std::format!("{} holds another chip", path.display())));
+                }
+            }
+            write_private(path, text.as_bytes()).map_err(|e| bad(std::format!("writing {}: {e}", path.display())))
+        }
+
+        /// Load a chip saved with [`SoftChip::save`].
+        pub fn load(path: &Path) -> Result<Self, ChipError> {
+            let meta = std::fs::metadata(path).map_err(|e| bad(std::format!("{}: {e}", path.display())))?;
+            if meta.len() > MAX_CHIP_FILE_BYTES {
+                return Err(bad(std::format!(
+                    "{} is larger than {MAX_CHIP_FILE_BYTES} bytes",
+                    path.display()
+                )));
+            }
+            let text =
+                std::fs::read_to_string(path).map_err(|e| bad(std::format!("reading {}: {e}", path.display())))?;
+            parse(&text).map_err(|why| bad(std::format!("{}: {why}", path.display())))
+        }
+    }
+
+    fn parse(text: &str) -> Result<SoftChip, String> {
+        let mut lines = text.lines();
+        if lines.next() != Some(HEADER) {
+            return Err(std::format!("not a chip file (first line must be '{HEADER}')"));
+        }
+        let (mut uds, mut vendor, mut model, mut cert) = (None, None, None, None);
+        for line in lines.filter(|l| !l.is_empty()) {
+            let (key, value) = line.split_once(' ').ok_or("a line is not 'key value'")?;
+            match key {
+                "uds" => uds = Some(value),
+                "vendor" => vendor = Some(value),
+                "model" => model = Some(value),
+                "deviceid-cert" => cert = Some(hex::decode(value).map_err(|_| "deviceid-cert is not hex")?),
+                other => return Err(std::format!("unknown field '{other}'")),
+            }
+        }
+        let uds: [u8; UDS_SIZE] = hex::decode(uds.ok_or("no uds line")?)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("uds must be 64 hex characters")?;
+        let mut chip =
+            SoftChip::from_uds(uds, vendor.unwrap_or(""), model.unwrap_or("")).map_err(|e| std::format!("{e}"))?;
+        chip.deviceid_cert_der = cert;
+        Ok(chip)
+    }
+
+    fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        opts.open(path)?.write_all(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eat::{Measurement, OemId, SwVersion};
+
+    const FW: Firmware<'static> = Firmware {
+        name: "lamp-fw",
+        version: "2.1.0",
+        svn: 3,
+        image: b"firmware image bytes",
+    };
+
+    fn provisioned(uds: u8) -> (SoftChip, Vec<u8>) {
+        let ca_key = SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
+        let ca_der = cert::issue_ca_cert(&ca_key, "CN=Test CA,O=maker", 1, CertValidity::DICE_DEFAULT).unwrap();
+        let mut chip = SoftChip::from_uds([uds; UDS_SIZE], "maker", "lamp").unwrap();
+        let req = chip.deviceid_request();
+        let der = cert::issue_deviceid_cert(&ca_key, &ca_der, &req.cert_request()).unwrap();
+        chip.install_deviceid_cert(&ca_der, &der).unwrap();
+        (chip, ca_der)
+    }
+
+    fn claims(nonce: &[u8]) -> EatClaims {
+        EatClaims {
+            nonce: nonce.to_vec(),
+            ueid: alloc::vec![1; 21],
+            oemid: OemId::Pen(1),
+            hwmodel: b"lamp".to_vec(),
+            swname: FW.name.into(),
+            swversion: SwVersion {
+                version: FW.version.into(),
+                scheme: None,
+            },
+            measurements: alloc::vec![Measurement {
+                content_format: eat::CONTENT_FORMAT_OCTET_STREAM,
+                value: FW.measurement().to_vec(),
+            }],
+        }
+    }
+
+    #[test]
+    fn deviceid_is_the_dice_layer0_key_and_the_chain_verifies() {
+        let (mut chip, ca_der) = provisioned(7);
+        let expected = LayerKey::derive(Algorithm::P256, &[7; UDS_SIZE]).unwrap();
+        assert_eq!(chip.device_id(), expected.id);
+        let layer = chip.boot(&FW).unwrap();
+        let chain =
+            cert::verify_chain(&ca_der, chip.deviceid_cert_der().unwrap(), &layer.alias_cert_der, None).unwrap();
+        assert_eq!(chain.deviceid_public_key, chip.deviceid_public_key());
+        assert_eq!(
+            chain.alias_tcb_info.fwid(const_oid::db::rfc5912::ID_SHA_256),
+            Some(&FW.measurement()[..])
+        );
+        let token = chip.sign_eat(&claims(&[5; 40])).unwrap();
+        let got = eat::verify_eat(&token, &layer.alias_public_key, &[5; 40]).unwrap();
+        assert_eq!(got.swname, "lamp-fw");
+    }
+
+    #[test]
+    fn alias_key_depends_on_the_firmware() {
+        let (mut chip, _) = provisioned(8);
+        let a = chip.boot(&FW).unwrap();
+        let other = Firmware {
+            image: b"other image",
+            ..FW
+        };
+        let b = chip.boot(&other).unwrap();
+        assert_ne!(a.alias_public_key, b.alias_public_key);
+        assert_eq!(chip.boot(&FW).unwrap().alias_public_key, a.alias_public_key);
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let mut chip = SoftChip::from_uds([1; UDS_SIZE], "maker", "lamp").unwrap();
+        assert!(matches!(chip.boot(&FW), Err(ChipError::NoDeviceIdCert)));
+        assert!(matches!(chip.sign_eat(&claims(&[5; 40])), Err(ChipError::NotBooted)));
+        let (other, ca_der) = provisioned(2);
+        let wrong = other.deviceid_cert_der().unwrap();
+        assert!(matches!(
+            chip.install_deviceid_cert(&ca_der, wrong),
+            Err(ChipError::DeviceIdCertMismatch)
+        ));
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn file_round_trip() {
+        let (chip, _) = provisioned(4);
+        let path = std::env::temp_dir().join(std::format!("softchip-{}.chip", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        chip.save(&path).unwrap();
+        let loaded = SoftChip::load(&path).unwrap();
+        assert_eq!(loaded.device_id(), chip.device_id());
+        assert_eq!(loaded.deviceid_cert_der(), chip.deviceid_cert_der());
+        let other = SoftChip::from_uds([5; UDS_SIZE], "maker", "lamp").unwrap();
+        assert!(matches!(other.save(&path), Err(ChipError::File(_))));
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(matches!(SoftChip::load(&path), Err(ChipError::File(_))));
+        let _ = std::fs::remove_file(&path);
+    }
+}
