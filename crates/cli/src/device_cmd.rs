@@ -54,6 +54,14 @@ pub struct Signer {
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
+    /// Download the offline revocation snapshot (all revoked devices and CAs, proven against a
+    /// checkpoint cosigned by 2f+1 validators); check it with `chipledger verify revocations`.
+    Revocations {
+        #[arg(long, default_value = crate::client::DEFAULT_API)]
+        api: String,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
     /// Create a manufacturer CA: a P-256 key file and a self-signed CA certificate (DER).
     CaInit {
         #[arg(long, value_name = "FILE")]
@@ -331,6 +339,7 @@ fn sign_and_report(signer: &Signer, payload: Payload, what: &str, extra: serde_j
 
 pub fn run(a: DeviceArgs) -> Result<()> {
     match a.command {
+        DeviceCommand::Revocations { api, out } => download_revocations(&api, &out),
         DeviceCommand::CaInit {
             key_out,
             cert_out,
@@ -495,5 +504,29 @@ fn list_cas(api: &str, json: bool) -> Result<()> {
         };
         println!("{} {:<10} models {:<20} {state}", ca.id, ca.org, models.join(","));
     }
+    Ok(())
+}
+
+/// Fetch the snapshot, retrying while the newest checkpoint collects signatures.
+fn download_revocations(api: &str, out: &std::path::Path) -> Result<()> {
+    let client = crate::client::Client::new(api)?;
+    let start = std::time::Instant::now();
+    let snap: chipledger_node::revocations::RevocationSnapshot = loop {
+        match client.get_json("/v1/revocations") {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() < std::time::Duration::from_secs(30) && e.to_string().contains("retry") => {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    std::fs::write(out, serde_json::to_string_pretty(&snap)? + "\n")?;
+    println!(
+        "wrote {}: {} revoked devices, {} revoked CAs, as of height {}",
+        out.display(),
+        snap.revoked_devices.len(),
+        snap.revoked_cas.len(),
+        snap.state_height
+    );
     Ok(())
 }

@@ -55,6 +55,15 @@ pub enum VerifyCommand {
         #[arg(long, value_name = "HEX", group = "leaf")]
         leaf_hash: Option<String>,
     },
+    /// An offline revocation snapshot (`chipledger device revocations --out FILE`): quorum
+    /// signatures, and every revocation record proven against the cosigned state root.
+    Revocations {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print the revoked device and CA ids.
+        #[arg(long)]
+        list: bool,
+    },
     /// That the log at `--from` leaves is a prefix of the log at `--to` leaves.
     Consistency {
         #[arg(long)]
@@ -185,6 +194,26 @@ fn check(a: &VerifyArgs) -> Checked {
                     )
                 })
                 .map_err(|e| e.to_string()))
+        }
+        VerifyCommand::Revocations { file, list } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let snap: chipledger_node::revocations::RevocationSnapshot = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a revocation snapshot", file.display()))?;
+            Ok(
+                chipledger_node::revocations::verify_snapshot(&snap, &origin, &known, quorum).map(|v| {
+                    if *list {
+                        v.devices.iter().for_each(|d| println!("device {d}"));
+                        v.cas.iter().for_each(|c| println!("ca {c}"));
+                    }
+                    format!(
+                        "{} revoked devices and {} revoked CAs as of height {}, under a checkpoint signed by {} validators",
+                        v.devices.len(),
+                        v.cas.len(),
+                        v.state_height,
+                        v.signers
+                    )
+                }),
+            )
         }
         VerifyCommand::Consistency { from, to } => {
             let root_at = |size: u64| -> Result<[u8; 32]> {

@@ -384,9 +384,55 @@ fn chip_identity_end_to_end() -> Result<()> {
 
     let kinds: Vec<String> = c.device_history(&id)?.into_iter().map(|h| h.kind).collect();
     assert_eq!(kinds, ["registered", "transferred", "revoked"]);
+    revocation_snapshot(&net, &id, &ca)?;
     let unknown = c.device(&CaId([0; 20]).to_string()).unwrap_err();
     assert!(unknown.to_string().contains("not_found"), "{unknown}");
     net.stop_all();
     let _ = std::fs::remove_dir_all(&net.dir);
+    Ok(())
+}
+
+/// The offline revocation snapshot lists the revoked device and CA, verifies against the
+/// genesis keys with no node, and a tampered copy is refused.
+fn revocation_snapshot(net: &LocalNet, id: &str, ca: &Ca) -> Result<()> {
+    let file = net.dir.join("revocations.json");
+    let out = Command::new(&net.exe)
+        .args(["device", "revocations", "--api", &net.apis[0], "--out", path_str(&file)])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let genesis = net.dir.join("genesis.json");
+    // Offline: an unreachable --api proves the node is not consulted.
+    let verify = |f: &Path| {
+        Command::new(&net.exe)
+            .args([
+                "verify",
+                "--api",
+                "http://127.0.0.1:9",
+                "--genesis",
+                path_str(&genesis),
+                "revocations",
+                "--list",
+            ])
+            .arg(f)
+            .output()
+    };
+    let ok = verify(&file)?;
+    let listing = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{listing} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(listing.contains(&format!("device {id}")), "{listing}");
+    assert!(listing.contains(&format!("ca {}", ca.id)), "{listing}");
+    // Drop the device from its shard record: the proof no longer matches the cosigned root.
+    let mut snap: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+    let shard = usize::from_str_radix(&id[..2], 16)?;
+    snap["device_shards"][shard]["value"] = serde_json::Value::Null;
+    let tampered = net.dir.join("tampered.json");
+    std::fs::write(&tampered, snap.to_string())?;
+    let bad = verify(&tampered)?;
+    assert_eq!(bad.status.code(), Some(1), "a tampered snapshot must be invalid");
     Ok(())
 }

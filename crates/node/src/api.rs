@@ -630,6 +630,60 @@ async fn state_proof(State(c): State<Ctx>, Query(q): Query<StateQuery>) -> ApiRe
     }))
 }
 
+/// The offline revocation snapshot: all revoked devices and manufacturer CAs as of the newest
+/// final checkpoint, with proofs against the state root it cosigns. 503 while a newer block's
+/// checkpoint is still collecting signatures (retry shortly).
+#[utoipa::path(get, path = "/v1/revocations", responses(
+    (status = 200, description = "OK", body = crate::revocations::RevocationSnapshot),
+    (status = 503, description = "No final checkpoint matches the current state yet; retry", body = ErrorBody)))]
+async fn revocations(State(c): State<Ctx>) -> ApiResult<Json<crate::revocations::RevocationSnapshot>> {
+    use crate::revocations::{RevocationSnapshot, SNAPSHOT_FORMAT, prove};
+    use chipledger_state::model::{
+        KEY_REVOKED_CA_INDEX, REVOKED_DEVICE_SHARDS, revoked_ca_ids, revoked_devices_shard_key,
+    };
+    let retry = |why: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "retry", why);
+    let inner = c.exec.lock();
+    let (_, note) = inner
+        .votes
+        .latest_final
+        .clone()
+        .ok_or_else(|| retry("no final checkpoint yet"))?;
+    let text = chipledger_types::note::Note::parse(note.as_bytes(), &Default::default())
+        .map_err(ApiError::internal)?
+        .text;
+    let cp = chipledger_types::checkpoint::Checkpoint::parse(&text).map_err(ApiError::internal)?;
+    let (state_height, root) =
+        crate::checkpoints::state_extension(&cp).ok_or_else(|| ApiError::internal("checkpoint without state line"))?;
+    if root != inner.tip.header.state_root {
+        return Err(retry("the newest block's checkpoint is not final yet"));
+    }
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let tree = &inner.tip.smt;
+    let device_shards: Vec<_> = (0..REVOKED_DEVICE_SHARDS)
+        .map(|i| prove(&s, tree, &revoked_devices_shard_key(i as u8)))
+        .collect();
+    let mut revoked_devices = Vec::new();
+    for i in 0..REVOKED_DEVICE_SHARDS {
+        let ids = chipledger_state::model::revoked_devices_in_shard(&s, i as u8).map_err(ApiError::internal)?;
+        revoked_devices.extend(ids.iter().map(|d| d.to_string()));
+    }
+    let revoked_cas = revoked_ca_ids(&s)
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    Ok(Json(RevocationSnapshot {
+        format: SNAPSHOT_FORMAT.into(),
+        checkpoint: note,
+        state_height,
+        state_root: hex::encode(root),
+        revoked_devices,
+        revoked_cas,
+        device_shards,
+        ca_index: prove(&s, tree, KEY_REVOKED_CA_INDEX),
+    }))
+}
+
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "OK", content_type = "text/plain", body = String)))]
 async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
@@ -929,6 +983,7 @@ fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(validators))
         .routes(routes!(status))
         .routes(routes!(state_proof))
+        .routes(routes!(revocations))
         .routes(routes!(metrics))
         .routes(routes!(devices))
         .routes(routes!(device))

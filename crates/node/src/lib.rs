@@ -10,4 +10,5 @@ pub mod db;
 pub mod executor;
 pub mod mempool;
 pub mod metrics;
+pub mod revocations;
 pub mod run;

@@ -411,6 +411,10 @@ pub(crate) fn revoke(
     record.challenge_seed = hash.0;
     st.put(device_history_key(&p.device), &history);
     st.put(device_key(&p.device), &record);
+    let shard = p.device.0[0];
+    let mut revoked = revoked_devices_in_shard(&st.view(), shard)?;
+    revoked.push(p.device);
+    st.put(revoked_devices_shard_key(shard), &IdList(revoked));
     Ok(vec![Event::DeviceRevoked {
         device: p.device,
         reason: p.reason,

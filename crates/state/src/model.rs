@@ -333,6 +333,22 @@ pub fn validator_names(s: &dyn StateRead) -> Result<Vec<String>, TxError> {
 
 pub const KEY_REVOKED_CA_INDEX: &[u8] = b"index/revoked-mcas";
 
+/// The revoked-device list is sharded by the first byte of the device id
+/// (`index/revoked-devices/<hh>`), so it stays complete and provable as one set (every shard's
+/// value or absence is proven against the state root) while each record stays bounded.
+pub const REVOKED_DEVICE_SHARDS: usize = 256;
+
+pub fn revoked_devices_shard_key(shard: u8) -> Vec<u8> {
+    format!("index/revoked-devices/{shard:02x}").into_bytes()
+}
+
+/// The revoked devices whose id starts with byte `shard`, in revocation order.
+pub fn revoked_devices_in_shard(s: &dyn StateRead, shard: u8) -> Result<Vec<DeviceId>, TxError> {
+    Ok(read::<IdList<DeviceId>>(s, &revoked_devices_shard_key(shard))?
+        .unwrap_or_default()
+        .0)
+}
+
 pub fn ca_key(id: &CaId) -> Vec<u8> {
     [b"mca/".as_slice(), id.to_string().as_bytes()].concat()
 }
