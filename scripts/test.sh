@@ -24,8 +24,9 @@ cargo fmt --all -- --check
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "types builds as no_std"
+step "types and device build as no_std"
 cargo check -p chipledger-types --no-default-features --locked
+cargo build -p chipledger-device --no-default-features --locked
 
 step "OpenAPI document validates (openapi-spec-validator)"
 if ! python3 -c "import openapi_spec_validator" 2>/dev/null; then
