@@ -76,10 +76,7 @@ fn ledger(n: usize, leaves: u64, base_port: u16, json_out: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("chipledger-bench-{}", std::process::id()));
     let exe = std::env::current_exe()?;
     let mut net = LocalNet::prepare(&dir, &exe, base_port, "chipledger-bench")?;
-    net.start_all()?;
-    for i in 0..4 {
-        net.wait_ready(i, Duration::from_secs(60))?;
-    }
+    net.start_all_ready(Duration::from_secs(60))?;
     let result = drive(&net, n);
     net.stop_all();
     let _ = std::fs::remove_dir_all(&dir);

@@ -80,6 +80,12 @@ impl LocalNet {
         (0..self.names.len()).try_for_each(|i| self.start(i))
     }
 
+    /// Start every validator and wait until each API answers.
+    pub fn start_all_ready(&mut self, timeout: Duration) -> Result<()> {
+        self.start_all()?;
+        (0..self.names.len()).try_for_each(|i| self.wait_ready(i, timeout))
+    }
+
     /// Send a signal (`KILL`, `TERM`, `STOP`, `CONT`) to validator `i`.
     pub fn signal(&mut self, i: usize, sig: &str) -> Result<()> {
         let Some(child) = self.children[i].as_mut() else {

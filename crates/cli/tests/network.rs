@@ -23,10 +23,7 @@ fn network(name: &str, base_port: u16) -> Result<LocalNet> {
     let _ = std::fs::remove_dir_all(&dir);
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_chipledger"));
     let mut net = LocalNet::prepare(&dir, &exe, base_port, "chipledger-test")?;
-    net.start_all()?;
-    for i in 0..4 {
-        net.wait_ready(i, Duration::from_secs(60))?;
-    }
+    net.start_all_ready(Duration::from_secs(60))?;
     Ok(net)
 }
 
