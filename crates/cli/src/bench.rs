@@ -43,6 +43,14 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// CVE exposure query (p50/p99 ms) over a fleet version map of N devices; fails over 50 ms.
+    Exposure {
+        /// Devices in the fleet.
+        #[arg(long, default_value_t = 10_000)]
+        devices: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -54,6 +62,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             json,
         } => ledger(txs, leaves, base_port, json),
         BenchCommand::Identity { devices, json } => crate::bench_identity::identity(devices, json),
+        BenchCommand::Exposure { devices, json } => crate::bench_exposure::exposure(devices, json),
     }
 }
 

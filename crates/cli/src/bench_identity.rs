@@ -208,7 +208,7 @@ pub fn identity(n: usize, json_out: bool) -> Result<()> {
     let start = Instant::now();
     for (i, c) in chips.iter().enumerate() {
         verify_chain(&ca_der, &c.deviceid_der, &c.alias_der, None).map_err(|e| anyhow::anyhow!("{e}"))?;
-        verify_eat(&c.eat, &c.alias_pub, &[i as u8; 40]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        verify_eat(&c.eat, c.alias_pub, &[i as u8; 40]).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let evidence_per_s = n as f64 / start.elapsed().as_secs_f64();
     let raw = raw_p256_verify_rate(n.max(1000));

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chipledger_node::api::{
-    BatchItem, BatchRequest, CaBody, ChallengeBody, CheckpointBody, DeviceBody, DevicePage, ErrorBody, HistoryBody,
-    OrgBody, StatusBody, Submitted, TxStatusBody, ValidatorBody,
+    BatchItem, BatchRequest, CaBody, ChallengeBody, CheckpointBody, DeviceBody, DevicePage, DeviceStatsBody,
+    DevicesQuery, ErrorBody, HistoryBody, OrgBody, StatusBody, Submitted, TxStatusBody, ValidatorBody,
 };
 use serde::de::DeserializeOwned;
 
@@ -33,13 +33,16 @@ impl Client {
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let url = format!("{}{path}", self.base);
+        self.get_url(&format!("{}{path}", self.base))
+    }
+
+    fn get_url<T: DeserializeOwned>(&self, url: &str) -> Result<T> {
         let resp = self
             .http
-            .get(&url)
+            .get(url)
             .send()
             .with_context(|| format!("cannot reach {url} (is the node running?)"))?;
-        decode(resp, &url)
+        decode(resp, url)
     }
 
     pub fn status(&self) -> Result<StatusBody> {
@@ -70,8 +73,35 @@ impl Client {
     pub fn challenge(&self, id: &str) -> Result<ChallengeBody> {
         self.get(&format!("/v1/devices/{id}/challenge"))
     }
-    pub fn devices(&self, owner: &str, offset: usize, limit: usize) -> Result<DevicePage> {
-        self.get(&format!("/v1/devices?owner={owner}&offset={offset}&limit={limit}"))
+    /// The first `limit` devices `owner` holds (and their total).
+    pub fn devices(&self, owner: &str, limit: usize) -> Result<DevicePage> {
+        self.device_list(&DevicesQuery {
+            owner: Some(owner.into()),
+            limit: Some(limit),
+            ..DevicesQuery::default()
+        })
+    }
+    /// One page of `GET /v1/devices`: the query's fields become its parameters.
+    pub fn device_list(&self, q: &DevicesQuery) -> Result<DevicePage> {
+        let mut url = reqwest::Url::parse(&format!("{}/v1/devices", self.base)).context("API address")?;
+        if let serde_json::Value::Object(fields) = serde_json::to_value(q)? {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in fields {
+                match v {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::String(s) => {
+                        pairs.append_pair(&k, &s);
+                    }
+                    other => {
+                        pairs.append_pair(&k, &other.to_string());
+                    }
+                }
+            }
+        }
+        self.get_url(url.as_str())
+    }
+    pub fn device_stats(&self) -> Result<DeviceStatsBody> {
+        self.get("/v1/devices/stats")
     }
     pub fn cas(&self) -> Result<Vec<CaBody>> {
         self.get("/v1/cas")

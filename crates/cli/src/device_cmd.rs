@@ -11,6 +11,8 @@ use anyhow::{Context, Result, bail};
 use chipledger_device::cert::{self, CertValidity};
 use chipledger_device::chip::{Chip, Firmware, SoftChip};
 use chipledger_device::eat::{self, EatClaims, Measurement, OemId, SwVersion};
+use chipledger_device::key::DeviceKeyAlg;
+use chipledger_device::ledger;
 use chipledger_node::api::{DeviceBody, TxStatusBody};
 use chipledger_node::config::KeyFile;
 use chipledger_state::device::{ca_id_of, device_id_of};
@@ -85,6 +87,15 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List devices by model, owner, manufacturer, status or attested version, a page at a time.
+    List(crate::fleet_cmd::ListArgs),
+    /// Device counts by model, owner, manufacturer, status and attested version.
+    Stats {
+        #[arg(long, default_value = DEFAULT_API)]
+        api: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the manufacturer CAs (revoked ones too).
     Cas {
         #[arg(long, default_value = DEFAULT_API)]
@@ -107,6 +118,13 @@ pub enum DeviceCommand {
         signer: Signer,
         #[arg(long)]
         device: String,
+        /// Have the chip prove its presence: sign the device's current ledger challenge and the
+        /// accepting organisation with its DeviceID key (needs --chip).
+        #[arg(long, requires = "chip")]
+        device_proof: bool,
+        /// The chip file (from `device provision`), for --device-proof.
+        #[arg(long, value_name = "FILE")]
+        chip: Option<PathBuf>,
     },
     /// Revoke a device (its owner or manufacturer signs). Final.
     Revoke {
@@ -144,6 +162,18 @@ pub struct ProvisionArgs {
     /// First owner.
     #[arg(long)]
     pub owner: String,
+    /// Key algorithm of the chip's DeviceID and Alias keys: p256 (ES256 evidence) or ed25519
+    /// (EdDSA evidence). The manufacturer CA stays P-256.
+    #[arg(long, default_value = "p256", value_parser = parse_key_alg)]
+    pub alg: DeviceKeyAlg,
+}
+
+/// `--alg`: one of [`DeviceKeyAlg::name`].
+fn parse_key_alg(name: &str) -> Result<DeviceKeyAlg, String> {
+    DeviceKeyAlg::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = DeviceKeyAlg::ALL.iter().map(|a| a.name()).collect();
+        format!("unknown key algorithm '{name}' (expected one of: {})", names.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -220,11 +250,16 @@ impl Ca {
     }
 }
 
-/// A new SoftChip with a random UDS, its DeviceID certified by `ca`.
+/// A new P-256 SoftChip with a random UDS, its DeviceID certified by `ca`.
 pub fn provision_chip(ca: &Ca, vendor: &str, model_name: &str) -> Result<SoftChip> {
+    provision_chip_with(ca, DeviceKeyAlg::default(), vendor, model_name)
+}
+
+/// A new SoftChip with `alg` keys and a random UDS, its DeviceID certified by `ca`.
+pub fn provision_chip_with(ca: &Ca, alg: DeviceKeyAlg, vendor: &str, model_name: &str) -> Result<SoftChip> {
     let mut uds = [0u8; 32];
     rand::fill(&mut uds);
-    let mut chip = SoftChip::from_uds(uds, vendor, model_name)?;
+    let mut chip = SoftChip::with_alg(uds, alg, vendor, model_name)?;
     let request = chip.deviceid_request();
     let der = cert::issue_deviceid_cert(&ca.key, &ca.cert_der, &request.cert_request())
         .map_err(|e| anyhow::anyhow!("issuing the DeviceID certificate: {e}"))?;
@@ -234,7 +269,7 @@ pub fn provision_chip(ca: &Ca, vendor: &str, model_name: &str) -> Result<SoftChi
 
 /// The device id of a chip, as the ledger computes it.
 pub fn chip_device_id(chip: &SoftChip) -> DeviceId {
-    device_id_of(&chip.deviceid_public_key())
+    device_id_of(chip.deviceid_public_key())
 }
 
 /// `RegisterDevice` for a provisioned chip.
@@ -250,23 +285,18 @@ pub fn register_payload(ca_id: CaId, chip: &SoftChip, model: u32, owner: &str) -
     }))
 }
 
-/// The EAT claims a chip reports after booting `firmware`, answering `nonce`.
-pub fn claims(chip: &SoftChip, firmware: &Firmware<'_>, nonce: &[u8]) -> EatClaims {
-    let mut ueid = vec![0x01]; // RFC 9711 UEID type RAND, then the 20-byte device id
-    ueid.extend(chip_device_id(chip).0);
+/// The EAT claims a chip of hardware model number `model` reports after booting `firmware`,
+/// answering `nonce`. `ueid` and `hwmodel` use the encodings the ledger checks
+/// ([`chipledger_device::ledger`]).
+pub fn claims(chip: &SoftChip, model: u32, firmware: &Firmware<'_>, nonce: &[u8]) -> EatClaims {
     let oem: [u8; 32] = Sha256::digest(chip.vendor().as_bytes()).into();
     let mut oem16 = [0u8; 16];
     oem16.copy_from_slice(&oem[..16]);
-    let mut hwmodel = chip.model().as_bytes().to_vec();
-    hwmodel.truncate(eat::HWMODEL_BYTES_MAX);
-    if hwmodel.is_empty() {
-        hwmodel = b"softchip".to_vec();
-    }
     EatClaims {
         nonce: nonce.to_vec(),
-        ueid,
+        ueid: ledger::ueid_of(&chip_device_id(chip).0).to_vec(),
         oemid: OemId::Random(oem16),
-        hwmodel,
+        hwmodel: ledger::hwmodel_of(model).to_vec(),
         swname: firmware.name.into(),
         swversion: SwVersion {
             version: firmware.version.into(),
@@ -279,15 +309,38 @@ pub fn claims(chip: &SoftChip, firmware: &Firmware<'_>, nonce: &[u8]) -> EatClai
     }
 }
 
-/// Boot `firmware` on `chip` and build `Attest` answering `nonce`.
-pub fn attest_payload(chip: &mut SoftChip, firmware: &Firmware<'_>, nonce: &[u8]) -> Result<Payload> {
+/// Boot `firmware` on `chip` (registered as hardware model `model`) and build `Attest`
+/// answering `nonce`.
+pub fn attest_payload(chip: &mut SoftChip, model: u32, firmware: &Firmware<'_>, nonce: &[u8]) -> Result<Payload> {
     let layer = chip.boot(firmware)?;
-    let token = chip.sign_eat(&claims(chip, firmware, nonce))?;
+    let token = chip.sign_eat(&claims(chip, model, firmware, nonce))?;
     Ok(Payload::Attest(Attest {
         device: chip_device_id(chip),
         alias_cert_der: layer.alias_cert_der,
         eat: token,
     }))
+}
+
+/// `AcceptTransfer` by `to_org`, with the chip's proof of presence over `nonce` (the device's
+/// current ledger challenge).
+pub fn accept_with_proof(chip: &SoftChip, to_org: &str, nonce: &[u8]) -> Result<Payload> {
+    Ok(Payload::AcceptTransfer(AcceptTransfer {
+        device: chip_device_id(chip),
+        device_proof: Some(chip.sign_accept_transfer(to_org, nonce)?),
+    }))
+}
+
+/// Load the chip file at `path` and check that it holds `device`.
+fn load_chip(path: &Path, device: &DeviceId) -> Result<SoftChip> {
+    let chip = SoftChip::load(path)?;
+    if chip_device_id(&chip) != *device {
+        bail!(
+            "{} holds device {}, not {device}",
+            path.display(),
+            chip_device_id(&chip)
+        );
+    }
+    Ok(chip)
 }
 
 pub fn parse_device_id(s: &str) -> Result<DeviceId> {
@@ -349,6 +402,8 @@ pub fn run(a: DeviceArgs) -> Result<()> {
         DeviceCommand::Provision(p) => provision(p),
         DeviceCommand::Show { id, api, json } => show(&api, &id, json),
         DeviceCommand::Cas { api, json } => list_cas(&api, json),
+        DeviceCommand::List(l) => crate::fleet_cmd::list(&l),
+        DeviceCommand::Stats { api, json } => crate::fleet_cmd::stats(&api, json),
         DeviceCommand::Transfer { signer, device, to } => {
             let device = parse_device_id(&device)?;
             let p = Payload::OfferTransfer(OfferTransfer {
@@ -362,16 +417,12 @@ pub fn run(a: DeviceArgs) -> Result<()> {
                 serde_json::json!({}),
             )
         }
-        DeviceCommand::Accept { signer, device } => {
-            let device = parse_device_id(&device)?;
-            let what = format!("'{}' now owns device {device}", signer.org);
-            sign_and_report(
-                &signer,
-                Payload::AcceptTransfer(AcceptTransfer { device }),
-                &what,
-                serde_json::json!({}),
-            )
-        }
+        DeviceCommand::Accept {
+            signer,
+            device,
+            device_proof,
+            chip,
+        } => accept(&signer, &device, chip.as_deref().filter(|_| device_proof)),
         DeviceCommand::Revoke { signer, device, reason } => {
             let device = parse_device_id(&device)?;
             let reason = parse_reason(&reason)?;
@@ -408,25 +459,51 @@ fn provision(p: ProvisionArgs) -> Result<()> {
         bail!("{} exists; refusing to overwrite a chip", p.chip.display());
     }
     let ca = Ca::load(&p.ca_key, &p.ca_cert)?;
-    let chip = provision_chip(&ca, &p.signer.org, &p.model_name)?;
+    let chip = provision_chip_with(&ca, p.alg, &p.signer.org, &p.model_name)?;
     chip.save(&p.chip)?;
     let id = chip_device_id(&chip);
     let payload = register_payload(ca.id, &chip, p.model, &p.owner)?;
-    let what = format!("device {id} registered by '{}' for '{}'", p.signer.org, p.owner);
-    let extra = serde_json::json!({ "device": id.to_string(), "chip": p.chip, "ca": ca.id.to_string() });
+    let what = format!(
+        "device {id} ({}) registered by '{}' for '{}'",
+        p.alg, p.signer.org, p.owner
+    );
+    let extra = serde_json::json!({
+        "device": id.to_string(),
+        "chip": p.chip,
+        "ca": ca.id.to_string(),
+        "alg": p.alg.name(),
+    });
     sign_and_report(&p.signer, payload, &what, extra)
+}
+
+/// Accept `device` as `signer`; with `chip`, the chip proves its presence.
+fn accept(signer: &Signer, device: &str, chip: Option<&Path>) -> Result<()> {
+    let id = parse_device_id(device)?;
+    let payload = match chip {
+        Some(path) => {
+            let chip = load_chip(path, &id)?;
+            let challenge = Client::new(&signer.api)?.challenge(device)?;
+            let nonce = hex::decode(&challenge.nonce).context("the node sent a non-hex nonce")?;
+            accept_with_proof(&chip, &signer.org, &nonce)?
+        }
+        None => Payload::AcceptTransfer(AcceptTransfer {
+            device: id,
+            device_proof: None,
+        }),
+    };
+    let proven = if chip.is_some() {
+        " (the device proved its presence)"
+    } else {
+        ""
+    };
+    let what = format!("'{}' now owns device {id}{proven}", signer.org);
+    let extra = serde_json::json!({ "device": id.to_string(), "device_proof": chip.is_some() });
+    sign_and_report(signer, payload, &what, extra)
 }
 
 fn attest(a: AttestArgs) -> Result<()> {
     let device = parse_device_id(&a.device)?;
-    let mut chip = SoftChip::load(&a.chip)?;
-    if chip_device_id(&chip) != device {
-        bail!(
-            "{} holds device {}, not {device}",
-            a.chip.display(),
-            chip_device_id(&chip)
-        );
-    }
+    let mut chip = load_chip(&a.chip, &device)?;
     let image = match &a.firmware {
         Some(path) => std::fs::read(path).with_context(|| format!("reading firmware {}", path.display()))?,
         None => DEFAULT_FIRMWARE_IMAGE.to_vec(),
@@ -438,9 +515,11 @@ fn attest(a: AttestArgs) -> Result<()> {
         image: &image,
     };
     let client = Client::new(&a.signer.api)?;
+    // A SoftChip has no fuses: its hardware model number is the one it was registered with.
+    let model = client.device(&a.device)?.model;
     let challenge = client.challenge(&a.device)?;
     let nonce = hex::decode(&challenge.nonce).context("the node sent a non-hex nonce")?;
-    let payload = attest_payload(&mut chip, &firmware, &nonce)?;
+    let payload = attest_payload(&mut chip, model, &firmware, &nonce)?;
     let what = format!(
         "device {device} attested firmware {} {} (sha256 {})",
         a.fw_name,
@@ -463,7 +542,12 @@ fn show(api: &str, id: &str, json: bool) -> Result<()> {
     print_device(&d);
     println!("  history:");
     for h in &history {
-        println!("    height {:<6} {:<12} {} → {}", h.height, h.kind, h.from, h.to);
+        let proof = if h.device_proof {
+            "  (device proved presence)"
+        } else {
+            ""
+        };
+        println!("    height {:<6} {:<12} {} → {}{proof}", h.height, h.kind, h.from, h.to);
     }
     Ok(())
 }

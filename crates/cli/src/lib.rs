@@ -4,5 +4,7 @@
 
 pub mod client;
 pub mod device_cmd;
+pub mod firmware_cmd;
+pub mod fleet_cmd;
 pub mod net;
 pub mod txcmd;

@@ -2,15 +2,17 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_exposure;
 mod bench_identity;
 mod demo;
 mod dice_cmd;
 mod merkle_cmd;
 mod note_cmd;
 mod status;
+mod suit_cmd;
 mod verify;
 
-use chipledger_cli::{client, device_cmd, net, txcmd};
+use chipledger_cli::{client, device_cmd, firmware_cmd, net, txcmd};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,9 @@ enum Command {
     Tx(txcmd::TxArgs),
     /// Chip identity: manufacturer CAs, provisioning, ownership, attestation, revocation.
     Device(device_cmd::DeviceArgs),
+    /// Firmware provenance: SUIT releases, certification, CVEs, fleet policies, rollouts,
+    /// device-attested installs, exposure and proven per-device firmware.
+    Firmware(firmware_cmd::FirmwareArgs),
     /// Every validator's height, log and state root.
     Status(status::StatusArgs),
     /// RFC 9162 Merkle tree tools (offline).
@@ -58,6 +63,8 @@ enum Command {
     Note(note_cmd::NoteArgs),
     /// Open Profile for DICE tools (offline, open-dice compatible).
     Dice(dice_cmd::DiceArgs),
+    /// SUIT firmware manifests: verify and inspect an envelope, or build and sign one (offline).
+    Suit(suit_cmd::SuitArgs),
     /// Verify checkpoints and proofs served by a node (or from files) yourself.
     Verify(verify::VerifyArgs),
     /// Benchmarks; each prints a table, or one JSON object with --json.
@@ -121,6 +128,7 @@ fn main() -> ExitCode {
         Command::Merkle(a) => merkle_cmd::run(a),
         Command::Note(a) => note_cmd::run(a),
         Command::Dice(a) => dice_cmd::run(a),
+        Command::Suit(a) => suit_cmd::run(a),
         Command::Verify(a) => verify::run(a),
         other => match dispatch(other) {
             Ok(()) => 0,
@@ -155,13 +163,14 @@ fn dispatch(command: Command) -> Result<()> {
         } => keys_gen(&kind, &out, json),
         Command::Tx(a) => txcmd::run(a),
         Command::Device(a) => device_cmd::run(a),
+        Command::Firmware(a) => firmware_cmd::run(a),
         Command::Status(a) => status::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())
         }
-        Command::Merkle(_) | Command::Note(_) | Command::Dice(_) | Command::Verify(_) => {
+        Command::Merkle(_) | Command::Note(_) | Command::Dice(_) | Command::Suit(_) | Command::Verify(_) => {
             unreachable!("handled in main")
         }
     }

@@ -1,6 +1,7 @@
 //! Chip identity end to end on four validator processes: manufacturer CA governance, then
-//! provision → register → transfer → accept → attest → revoke through the `chipledger device`
-//! commands, and every rejection path asserted by its typed error code through the API.
+//! provision → register → transfer → accept (with the chip's proof of presence) → attest →
+//! revoke through the `chipledger device` commands, and every rejection path asserted by its
+//! typed error code through the API.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,17 +10,21 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chipledger_cli::client::Client;
 use chipledger_cli::device_cmd::{
-    Ca, DEFAULT_FIRMWARE_IMAGE, attest_payload, chip_device_id, claims, parse_device_id, provision_chip,
-    register_payload, submit_final,
+    Ca, DEFAULT_FIRMWARE_IMAGE, accept_with_proof, attest_payload, chip_device_id, claims, parse_device_id,
+    provision_chip, register_payload, submit_final,
 };
 use chipledger_cli::net::LocalNet;
 use chipledger_cli::txcmd::build;
 use chipledger_device::chip::{Chip, Firmware, SoftChip};
+use chipledger_device::key::DeviceKeyAlg;
 use chipledger_node::config::KeyFile;
 use chipledger_types::device_tx::{AcceptTransfer, Attest, CaId, OfferTransfer};
 use chipledger_types::keys::SigningKey;
 use chipledger_types::tx::{Payload, TxHash};
 use sha2::{Digest, Sha256};
+
+/// The hardware model number the test chips are registered with.
+const MODEL: u32 = 150;
 
 const FIRMWARE: Firmware<'static> = Firmware {
     name: "chipledger-fw",
@@ -136,32 +141,58 @@ fn govern_ca(net: &LocalNet, c: &Client) -> Result<Ca> {
 }
 
 fn provision(net: &LocalNet, chip: &Path) -> Result<String> {
+    provision_with(net, chip, &[])
+}
+
+/// `device provision` with `extra` arguments (e.g. `--alg ed25519`); the new device's id.
+fn provision_with(net: &LocalNet, chip: &Path, extra: &[&str]) -> Result<String> {
     let ca_key = net.dir.join("maker-ca.key");
     let ca_cert = net.dir.join("maker-ca.der");
-    let out = cli(
-        net,
-        &[
-            "device",
-            "provision",
-            "--org",
-            "maker",
-            "--key",
-            path_str(&key_path(net, "maker")),
-            "--ca-key",
-            path_str(&ca_key),
-            "--ca-cert",
-            path_str(&ca_cert),
-            "--chip",
-            path_str(chip),
-            "--model",
-            "150",
-            "--model-name",
-            "lamp",
-            "--owner",
-            "city",
-        ],
-    )?;
+    let maker_key = key_path(net, "maker");
+    let mut args = vec![
+        "device",
+        "provision",
+        "--org",
+        "maker",
+        "--key",
+        path_str(&maker_key),
+        "--ca-key",
+        path_str(&ca_key),
+        "--ca-cert",
+        path_str(&ca_cert),
+        "--chip",
+        path_str(chip),
+        "--model",
+        "150",
+        "--model-name",
+        "lamp",
+        "--owner",
+        "city",
+    ];
+    args.extend(extra);
+    let out = cli(net, &args)?;
     Ok(out["device"].as_str().context("device id")?.to_string())
+}
+
+/// An Ed25519 chip (`device provision --alg ed25519`): registered under the DICE ID of its
+/// Ed25519 DeviceID key (endorsed by the P-256 CA) and attested with EdDSA evidence.
+fn ed25519_chip(net: &LocalNet, c: &Client) -> Result<()> {
+    let chip_path = net.dir.join("chip-ed25519.chip");
+    let id = provision_with(net, &chip_path, &["--alg", "ed25519"])?;
+    let chip = SoftChip::load(&chip_path)?;
+    assert_eq!(chip.alg(), DeviceKeyAlg::Ed25519);
+    assert_eq!(chip_device_id(&chip).to_string(), id);
+    let att = device_cmd(
+        net,
+        "attest",
+        "city",
+        &["--device", &id, "--chip", path_str(&chip_path)],
+    )?;
+    let measurement = hex::encode(Sha256::digest(DEFAULT_FIRMWARE_IMAGE));
+    assert_eq!(att["measurement"], measurement.as_str());
+    let rec = c.device(&id)?.attestation.context("attested")?;
+    assert_eq!(rec.alias_fwid_sha256, measurement);
+    Ok(())
 }
 
 /// Registration refusals: a chip certified by a CA the ledger does not know, and a duplicate.
@@ -219,9 +250,12 @@ fn attest_rejections(net: &LocalNet, c: &Client, ca: &Ca, chip_path: &Path, id: 
     let forged = Payload::Attest(Attest {
         device: chip_device_id(&chip),
         alias_cert_der: layer.alias_cert_der,
-        eat: other.sign_eat(&claims(&chip, &FIRMWARE, &nonce))?,
+        eat: other.sign_eat(&claims(&chip, MODEL, &FIRMWARE, &nonce))?,
     });
     refused(net, c, "vendor", forged, "bad_evidence")?;
+    // Good evidence, but its hwmodel is not the registered model number.
+    let wrong_model = attest_payload(&mut chip, MODEL + 1, &FIRMWARE, &nonce)?;
+    refused(net, c, "vendor", wrong_model, "evidence_mismatch")?;
 
     wait_height(c, 70, Duration::from_secs(180))?;
     let mut stale = vec![0u8; 40]; // names height 0, far outside the window
@@ -230,12 +264,12 @@ fn attest_rejections(net: &LocalNet, c: &Client, ca: &Ca, chip_path: &Path, id: 
         net,
         c,
         "vendor",
-        attest_payload(&mut chip, &FIRMWARE, &stale)?,
+        attest_payload(&mut chip, MODEL, &FIRMWARE, &stale)?,
         "stale_nonce",
     )?;
 
     let nonce = hex::decode(c.challenge(id)?.nonce)?;
-    let good = attest_payload(&mut chip, &FIRMWARE, &nonce)?;
+    let good = attest_payload(&mut chip, MODEL, &FIRMWARE, &nonce)?;
     submit_final(c, "vendor", &org_key(net, "vendor"), good.clone())?;
     refused(net, c, "vendor", good, "wrong_nonce")?;
     Ok(())
@@ -304,16 +338,49 @@ fn device_cmd(net: &LocalNet, verb: &str, org: &str, extra: &[&str]) -> Result<s
     cli(net, &args)
 }
 
-/// Two-step transfer: city offers to vendor; audit (not offered) cannot accept; vendor does.
-fn transfer(net: &LocalNet, c: &Client, id: &str) -> Result<()> {
+/// Two-step transfer: city offers to vendor; audit (not offered) cannot accept; proofs of
+/// presence made for another organisation or by another chip are refused; vendor accepts with
+/// the chip's proof (`--device-proof`) and the history records it.
+fn transfer(net: &LocalNet, c: &Client, id: &str, chip_path: &Path) -> Result<()> {
     device_cmd(net, "transfer", "city", &["--device", id, "--to", "vendor"])?;
     assert_eq!(c.device(id)?.owner, "city", "nothing changes until accepted");
     let device = parse_device_id(id)?;
-    let accept = Payload::AcceptTransfer(AcceptTransfer { device });
+    let accept = Payload::AcceptTransfer(AcceptTransfer {
+        device,
+        device_proof: None,
+    });
     refused(net, c, "audit", accept, "no_transfer_offer")?;
-    device_cmd(net, "accept", "vendor", &["--device", id])?;
+
+    let chip = SoftChip::load(chip_path)?;
+    let nonce = hex::decode(c.challenge(id)?.nonce)?;
+    let for_audit = accept_with_proof(&chip, "audit", &nonce)?;
+    refused(net, c, "vendor", for_audit, "device_proof_mismatch")?;
+    let impostor = provision_chip(
+        &Ca::load(&net.dir.join("maker-ca.key"), &net.dir.join("maker-ca.der"))?,
+        "maker",
+        "lamp",
+    )?;
+    let forged = Payload::AcceptTransfer(AcceptTransfer {
+        device,
+        device_proof: Some(impostor.sign_accept_transfer("vendor", &nonce)?),
+    });
+    refused(net, c, "vendor", forged, "device_proof_wrong_key")?;
+
+    let out = device_cmd(
+        net,
+        "accept",
+        "vendor",
+        &["--device", id, "--device-proof", "--chip", path_str(chip_path)],
+    )?;
+    assert_eq!(out["device_proof"], true);
     assert_eq!(c.device(id)?.owner, "vendor");
-    let page = c.devices("vendor", 0, 10)?;
+    let history = c.device_history(id)?;
+    let last = history.last().context("history")?;
+    assert_eq!(
+        (last.kind.as_str(), last.to.as_str(), last.device_proof),
+        ("transferred", "vendor", true)
+    );
+    let page = c.devices("vendor", 10)?;
     assert_eq!((page.total, page.devices[0].id.as_str()), (1, id));
     Ok(())
 }
@@ -338,7 +405,7 @@ fn attest(net: &LocalNet, c: &Client, id: &str, chip_path: &Path) -> Result<()> 
 fn revoke(net: &LocalNet, c: &Client, id: &str, chip_path: &Path) -> Result<()> {
     let mut chip = SoftChip::load(chip_path)?;
     let nonce = hex::decode(c.challenge(id)?.nonce)?;
-    let late = attest_payload(&mut chip, &FIRMWARE, &nonce)?;
+    let late = attest_payload(&mut chip, MODEL, &FIRMWARE, &nonce)?;
     device_cmd(net, "revoke", "vendor", &["--device", id, "--reason", "compromised"])?;
     let d = c.device(id)?;
     assert_eq!(d.status, "revoked");
@@ -350,6 +417,47 @@ fn revoke(net: &LocalNet, c: &Client, id: &str, chip_path: &Path) -> Result<()> 
     });
     refused(net, c, "vendor", offer, "device_revoked")?;
     assert!(c.challenge(id).unwrap_err().to_string().contains("device_revoked"));
+    Ok(())
+}
+
+// ---- fleet index queries (issue 3: devices by model / status; counts) -------------------
+
+/// After the revoke, the node-local fleet index lists the device by model and by status, and
+/// the counts agree, through the API and through `chipledger device list` / `device stats`.
+fn fleet_queries(net: &LocalNet, c: &Client, id: &str) -> Result<()> {
+    use chipledger_node::api::DevicesQuery;
+    let query = |model: Option<u32>, status: Option<&str>| DevicesQuery {
+        model,
+        status: status.map(String::from),
+        ..DevicesQuery::default()
+    };
+    let by_model = c.device_list(&query(Some(150), None))?;
+    assert_eq!((by_model.total, by_model.devices[0].id.as_str()), (1, id));
+    assert!(by_model.height >= by_model.devices[0].revoked.as_ref().context("revoked")?.height);
+    let revoked = c.device_list(&query(Some(150), Some("revoked")))?;
+    assert_eq!((revoked.total, revoked.devices[0].status.as_str()), (1, "revoked"));
+    assert_eq!(c.device_list(&query(None, Some("active")))?.total, 0);
+    assert_eq!(c.device_list(&query(Some(151), None))?.total, 0);
+    let bad = c.device_list(&query(None, Some("gone"))).unwrap_err();
+    assert!(bad.to_string().contains("bad_request"), "{bad}");
+
+    let listed = cli(net, &["device", "list", "--model", "150", "--status", "revoked"])?;
+    assert_eq!(
+        (listed["total"].as_u64(), listed["devices"][0]["id"].as_str()),
+        (Some(1), Some(id))
+    );
+    let stats = cli(net, &["device", "stats"])?;
+    assert_eq!(stats["total"], 1);
+    assert_eq!(stats["by_model"]["150"], 1);
+    assert_eq!(stats["by_owner"]["vendor"], 1);
+    assert_eq!(
+        (
+            stats["by_status"]["revoked"].as_u64(),
+            stats["by_status"]["active"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert_eq!(stats["unattested"], 0, "the device was attested before the revoke");
     Ok(())
 }
 
@@ -373,14 +481,20 @@ fn chip_identity_end_to_end() -> Result<()> {
     assert_eq!(shown["device"]["ca"], ca.id.to_string());
     registration_rejections(&net, &c, &ca, &chip1)?;
 
-    transfer(&net, &c, &id)?;
+    transfer(&net, &c, &id, &chip_path)?;
     attest(&net, &c, &id, &chip_path)?;
     attest_rejections(&net, &c, &ca, &chip_path, &id)?;
     revoke(&net, &c, &id, &chip_path)?;
+    fleet_queries(&net, &c, &id)?;
+    ed25519_chip(&net, &c)?;
     revoke_ca(&net, &c, &ca)?;
 
-    let kinds: Vec<String> = c.device_history(&id)?.into_iter().map(|h| h.kind).collect();
-    assert_eq!(kinds, ["registered", "transferred", "revoked"]);
+    let history = c.device_history(&id)?;
+    let kinds: Vec<(&str, bool)> = history.iter().map(|h| (h.kind.as_str(), h.device_proof)).collect();
+    assert_eq!(
+        kinds,
+        [("registered", false), ("transferred", true), ("revoked", false)]
+    );
     revocation_snapshot(&net, &id, &ca)?;
     let unknown = c.device(&CaId([0; 20]).to_string()).unwrap_err();
     assert!(unknown.to_string().contains("not_found"), "{unknown}");

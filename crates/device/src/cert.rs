@@ -12,8 +12,13 @@
 //! extension is marked non-critical so that generic X.509 verifiers (`openssl verify`) accept the
 //! chain; [`verify_chain`] processes it regardless.
 //!
-//! Signatures are ES256 (ecdsa-with-SHA256, P-256). Certificates are built with x509-cert's
-//! builder (no hand-built DER) and verified with `p256`. Everything here needs `alloc` only.
+//! The manufacturer CA is P-256 and signs with ecdsa-with-SHA256. DeviceID and Alias keys are
+//! P-256 (the default) or Ed25519 ([`crate::key`]): the DeviceID certificate's signature is the
+//! CA's (ecdsa-with-SHA256), the Alias certificate's is the DeviceID key's: ecdsa-with-SHA256, or
+//! id-Ed25519 (1.3.101.112, RFC 8410: no parameters, the raw 64-byte signature). A certificate
+//! whose signatureAlgorithm does not match its issuer's key type is rejected
+//! ([`CertError::AlgorithmMismatch`]). Certificates are built with x509-cert's builder (no
+//! hand-built DER) and verified with `p256` / `ed25519-dalek`. Everything here needs `alloc` only.
 
 use alloc::{string::String, vec::Vec};
 use core::{fmt::Write as _, str::FromStr, time::Duration};
@@ -24,15 +29,16 @@ use const_oid::{
         ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_KEY_USAGE, ID_CE_SUBJECT_KEY_IDENTIFIER,
     },
     db::rfc5912::{ECDSA_WITH_SHA_256, ID_SHA_256, ID_SHA_384, ID_SHA_512},
+    db::rfc8410::ID_ED_25519,
 };
 use der::{
     Decode, Encode, Sequence,
     asn1::{BitString, GeneralizedTime, OctetString},
     referenced::OwnedToRef,
 };
-use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey, signature::Verifier};
+use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
-use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use spki::SubjectPublicKeyInfoRef;
 use x509_cert::{
     Certificate, TbsCertificate,
     builder::{Builder, CertificateBuilder, profile::BuilderProfile},
@@ -44,6 +50,8 @@ use x509_cert::{
     serial_number::SerialNumber,
     time::{Time, Validity},
 };
+
+use crate::key::{DeviceKeyAlg, DevicePublicKey, DeviceSignature, DeviceSigner};
 
 /// `tcg-dice-TcbInfo` (TCG DICE Attestation Architecture): `{ tcg-dice 1 }` = 2.23.133.5.4.1.
 pub const OID_TCG_DICE_TCB_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.5.4.1");
@@ -97,11 +105,19 @@ pub enum CertError {
     /// The certificate parses, but re-encodes differently (not DER, or trailing data).
     #[error("{role} is not canonical DER")]
     NonCanonical { role: CertRole },
-    /// Signature algorithm other than ecdsa-with-SHA256, or inconsistent algorithm fields.
-    #[error("{role} is not signed with ecdsa-with-SHA256 (ES256)")]
+    /// Signature algorithm other than ecdsa-with-SHA256 or id-Ed25519, parameters present,
+    /// inconsistent algorithm fields, or a manufacturer CA that is not P-256.
+    #[error("{role} is not signed with ecdsa-with-SHA256 (ES256) or Ed25519, or its algorithm fields disagree")]
     UnsupportedAlgorithm { role: CertRole },
-    /// The subject public key is not a valid P-256 key.
-    #[error("{role} does not carry a valid P-256 public key")]
+    /// The signatureAlgorithm does not fit the issuer's key type (e.g. Ed25519 under a P-256 key).
+    #[error("{role} is signed with {signature_alg} but its issuer's key is {issuer_alg:?}")]
+    AlgorithmMismatch {
+        role: CertRole,
+        signature_alg: ObjectIdentifier,
+        issuer_alg: DeviceKeyAlg,
+    },
+    /// The subject public key is not a valid P-256 or Ed25519 key.
+    #[error("{role} does not carry a valid P-256 or Ed25519 public key")]
     BadPublicKey { role: CertRole },
     /// The signature does not verify under the issuer's key.
     #[error("{role} signature does not verify under its issuer's key")]
@@ -308,11 +324,12 @@ impl CertValidity {
     }
 }
 
-/// What the issuer certifies about a DeviceID or Alias key.
+/// What the issuer certifies about a DeviceID or Alias key. `K` is the subject key's type: a
+/// P-256 `VerifyingKey` (the default), an Ed25519 `VerifyingKey` or a [`DevicePublicKey`].
 #[derive(Clone, Debug)]
-pub struct CertRequest<'a> {
+pub struct CertRequest<'a, K = VerifyingKey> {
     /// The key being certified.
-    pub subject_public_key: &'a VerifyingKey,
+    pub subject_public_key: &'a K,
     /// Subject ID (open-dice: the 20-byte KDF of the public key; else [`key_id`]). It becomes the
     /// subject CN (hex) and the serial number. 1..=[`MAX_SUBJECT_ID_BYTES`] bytes.
     pub subject_id: &'a [u8],
@@ -404,14 +421,18 @@ fn build(
     profile: DiceProfile<'_>,
     serial: SerialNumber,
     validity: CertValidity,
-    subject_key: &VerifyingKey,
-    signer: &SigningKey,
+    subject_key: &DevicePublicKey,
+    signer: DeviceSigner<'_>,
 ) -> Result<Vec<u8>, CertError> {
-    let spki = SubjectPublicKeyInfoOwned::from_key(subject_key).map_err(|_| CertError::InvalidRequest {
+    let spki = subject_key.to_spki().map_err(|_| CertError::InvalidRequest {
         reason: "subject public key encoding",
     })?;
     let builder = CertificateBuilder::new(profile, serial, validity.to_x509()?, spki).map_err(CertError::Build)?;
-    let cert = builder.build::<_, DerSignature>(signer).map_err(CertError::Build)?;
+    let cert = match signer {
+        DeviceSigner::P256(key) => builder.build::<_, DerSignature>(key),
+        DeviceSigner::Ed25519(key) => builder.build::<_, ed25519_dalek::Signature>(key),
+    }
+    .map_err(CertError::Build)?;
     let der = cert.to_der().map_err(|e| CertError::Build(e.into()))?;
     debug_assert!(der.len() <= MAX_CERT_BYTES, "issued certificate exceeds MAX_CERT_BYTES");
     Ok(der)
@@ -440,26 +461,36 @@ pub fn issue_ca_cert(
         role: CertRole::Ca,
         tcb_info: None,
     };
-    build(profile, serial, validity, ca_key.verifying_key(), ca_key)
+    let public = DevicePublicKey::from(ca_key.verifying_key());
+    build(profile, serial, validity, &public, DeviceSigner::P256(ca_key))
 }
 
-/// Issues a DeviceID certificate, signed by the manufacturer CA key.
-pub fn issue_deviceid_cert(
+/// Issues a DeviceID certificate for a P-256 or Ed25519 key, signed by the (P-256)
+/// manufacturer CA key with ecdsa-with-SHA256.
+pub fn issue_deviceid_cert<K: Clone + Into<DevicePublicKey>>(
     ca_key: &SigningKey,
     ca_cert_der: &[u8],
-    request: &CertRequest<'_>,
-) -> Result<Vec<u8>, CertError> {
-    issue_under(ca_key, ca_cert_der, CertRole::Ca, CertRole::DeviceId, request)
-}
-
-/// Issues an Alias certificate for one firmware layer, signed by the DeviceID key.
-pub fn issue_alias_cert(
-    deviceid_key: &SigningKey,
-    deviceid_cert_der: &[u8],
-    request: &CertRequest<'_>,
+    request: &CertRequest<'_, K>,
 ) -> Result<Vec<u8>, CertError> {
     issue_under(
-        deviceid_key,
+        DeviceSigner::P256(ca_key),
+        ca_cert_der,
+        CertRole::Ca,
+        CertRole::DeviceId,
+        request,
+    )
+}
+
+/// Issues an Alias certificate for one firmware layer, signed by the DeviceID key with its own
+/// algorithm (ecdsa-with-SHA256 or Ed25519). `deviceid_key`: a P-256 or Ed25519 `SigningKey`, a
+/// [`crate::dice::KeyPair`] or a [`DeviceSigner`].
+pub fn issue_alias_cert<'k, K: Clone + Into<DevicePublicKey>>(
+    deviceid_key: impl Into<DeviceSigner<'k>>,
+    deviceid_cert_der: &[u8],
+    request: &CertRequest<'_, K>,
+) -> Result<Vec<u8>, CertError> {
+    issue_under(
+        deviceid_key.into(),
         deviceid_cert_der,
         CertRole::DeviceId,
         CertRole::Alias,
@@ -467,16 +498,16 @@ pub fn issue_alias_cert(
     )
 }
 
-fn issue_under(
-    issuer_key: &SigningKey,
+fn issue_under<K: Clone + Into<DevicePublicKey>>(
+    issuer_key: DeviceSigner<'_>,
     issuer_cert_der: &[u8],
     issuer_role: CertRole,
     role: CertRole,
-    request: &CertRequest<'_>,
+    request: &CertRequest<'_, K>,
 ) -> Result<Vec<u8>, CertError> {
     let issuer_cert = parse(issuer_cert_der, issuer_role)?;
     let issuer_public = public_key(&issuer_cert, issuer_role)?;
-    if issuer_public != *issuer_key.verifying_key() {
+    if issuer_public != issuer_key.public_key() {
         return Err(CertError::InvalidRequest {
             reason: "issuer key does not match issuer certificate",
         });
@@ -492,22 +523,17 @@ fn issue_under(
         tcb_info: Some(request.tcb_info),
     };
     let serial = serial_from_id(request.subject_id)?;
-    build(
-        profile,
-        serial,
-        request.validity,
-        request.subject_public_key,
-        issuer_key,
-    )
+    let subject_key: DevicePublicKey = request.subject_public_key.clone().into();
+    build(profile, serial, request.validity, &subject_key, issuer_key)
 }
 
 /// What a verified chain tells the relying party.
 #[derive(Clone, Debug)]
 pub struct VerifiedChain {
     /// The Alias key: verifies the device's evidence (EAT) and records for this firmware layer.
-    pub alias_public_key: VerifyingKey,
+    pub alias_public_key: DevicePublicKey,
     /// The DeviceID key (what the ledger registers as the device's identity).
-    pub deviceid_public_key: VerifyingKey,
+    pub deviceid_public_key: DevicePublicKey,
     /// TCB of the layer the Alias certificate describes.
     pub alias_tcb_info: DiceTcbInfo,
     /// TCB in the DeviceID certificate, if present.
@@ -516,8 +542,8 @@ pub struct VerifiedChain {
 
 /// Verifies `manufacturer CA → DeviceID → Alias` (all DER) and extracts the keys and DiceTcbInfo.
 ///
-/// Checks: size limits and canonical DER; ecdsa-with-SHA256 signatures (the CA's self-signature
-/// too); issuer/subject name linkage and authority/subject key identifiers; basicConstraints and
+/// Checks: size limits and canonical DER; a P-256 CA; each signature's algorithm
+/// (ecdsa-with-SHA256 or Ed25519) matches its issuer's key, and verifies; issuer/subject name linkage and authority/subject key identifiers; basicConstraints and
 /// path lengths; keyUsage; no unrecognised critical extension; DiceTcbInfo well-formed and
 /// present in the Alias certificate; and, when `now_unix_s` is given, every validity window.
 pub fn verify_chain(
@@ -530,7 +556,7 @@ pub fn verify_chain(
     let deviceid = parse(deviceid_der, CertRole::DeviceId)?;
     let alias = parse(alias_der, CertRole::Alias)?;
 
-    let ca_key = public_key(&ca, CertRole::Ca)?;
+    let ca_key = ca_public_key(&ca)?;
     let deviceid_key = public_key(&deviceid, CertRole::DeviceId)?;
     let alias_key = public_key(&alias, CertRole::Alias)?;
 
@@ -575,12 +601,20 @@ pub fn verify_chain(
 /// Verifies a self-signed manufacturer CA certificate on its own, with the CA checks of
 /// [`verify_chain`]; returns its public key. The ledger runs this before registering a CA.
 pub fn verify_ca(ca_der: &[u8], now_unix_s: Option<u64>) -> Result<VerifyingKey, CertError> {
-    checked_ca(ca_der, now_unix_s).map(|(_, _, key)| key)
+    match checked_ca(ca_der, now_unix_s)? {
+        (_, _, DevicePublicKey::P256(key)) => Ok(key),
+        _ => Err(CertError::UnsupportedAlgorithm { role: CertRole::Ca }),
+    }
 }
 
 /// Verifies `manufacturer CA → DeviceID` (the first link of [`verify_chain`], with the same
-/// checks); returns the DeviceID public key. The ledger runs this when a device is registered.
-pub fn verify_deviceid(ca_der: &[u8], deviceid_der: &[u8], now_unix_s: Option<u64>) -> Result<VerifyingKey, CertError> {
+/// checks); returns the DeviceID public key (P-256 or Ed25519). The ledger runs this when a
+/// device is registered.
+pub fn verify_deviceid(
+    ca_der: &[u8],
+    deviceid_der: &[u8],
+    now_unix_s: Option<u64>,
+) -> Result<DevicePublicKey, CertError> {
     let (ca, ca_ext, ca_key) = checked_ca(ca_der, now_unix_s)?;
     let deviceid = parse(deviceid_der, CertRole::DeviceId)?;
     let deviceid_key = public_key(&deviceid, CertRole::DeviceId)?;
@@ -599,9 +633,9 @@ pub fn verify_deviceid(ca_der: &[u8], deviceid_der: &[u8], now_unix_s: Option<u6
 }
 
 /// A parsed manufacturer CA certificate that passed the CA checks of [`verify_chain`].
-fn checked_ca(ca_der: &[u8], now_unix_s: Option<u64>) -> Result<(Certificate, Exts, VerifyingKey), CertError> {
+fn checked_ca(ca_der: &[u8], now_unix_s: Option<u64>) -> Result<(Certificate, Exts, DevicePublicKey), CertError> {
     let ca = parse(ca_der, CertRole::Ca)?;
-    let ca_key = public_key(&ca, CertRole::Ca)?;
+    let ca_key = ca_public_key(&ca)?;
     let ca_ext = check_extensions(&ca, CertRole::Ca)?;
     let issuer = Issuer {
         cert: &ca,
@@ -633,9 +667,19 @@ fn parse(der: &[u8], role: CertRole) -> Result<Certificate, CertError> {
     }
 }
 
-fn public_key(cert: &Certificate, role: CertRole) -> Result<VerifyingKey, CertError> {
-    let spki = cert.tbs_certificate().subject_public_key_info();
-    VerifyingKey::try_from(spki.owned_to_ref()).map_err(|_| CertError::BadPublicKey { role })
+/// The subject key of a DeviceID or Alias certificate: P-256 or Ed25519, by the SPKI OID.
+fn public_key(cert: &Certificate, role: CertRole) -> Result<DevicePublicKey, CertError> {
+    let spki: SubjectPublicKeyInfoRef<'_> = cert.tbs_certificate().subject_public_key_info().owned_to_ref();
+    DevicePublicKey::from_spki(spki).map_err(|_| CertError::BadPublicKey { role })
+}
+
+/// The manufacturer CA key, which must be P-256.
+fn ca_public_key(cert: &Certificate) -> Result<DevicePublicKey, CertError> {
+    let role = CertRole::Ca;
+    match public_key(cert, role)? {
+        key @ DevicePublicKey::P256(_) => Ok(key),
+        DevicePublicKey::Ed25519(_) => Err(CertError::UnsupportedAlgorithm { role }),
+    }
 }
 
 /// The extensions the verifier understands, decoded once.
@@ -697,14 +741,23 @@ fn set_once<'a, T: Decode<'a>>(
 struct Issuer<'a> {
     cert: &'a Certificate,
     exts: &'a Exts,
-    key: &'a VerifyingKey,
+    key: &'a DevicePublicKey,
 }
 
 /// Signature, algorithm, name linkage and key identifiers of `cert` against its issuer.
 fn check_link(cert: &Certificate, exts: &Exts, issuer: &Issuer<'_>, role: CertRole) -> Result<(), CertError> {
     let alg = cert.signature_algorithm();
-    if alg.oid != ECDSA_WITH_SHA_256 || alg.parameters.is_some() || cert.tbs_certificate().signature() != alg {
+    let known = alg.oid == ECDSA_WITH_SHA_256 || alg.oid == ID_ED_25519;
+    if !known || alg.parameters.is_some() || cert.tbs_certificate().signature() != alg {
         return Err(CertError::UnsupportedAlgorithm { role });
+    }
+    let issuer_alg = issuer.key.alg();
+    if alg.oid != signature_oid(issuer_alg) {
+        return Err(CertError::AlgorithmMismatch {
+            role,
+            signature_alg: alg.oid,
+            issuer_alg,
+        });
     }
     if cert.tbs_certificate().issuer() != issuer.cert.tbs_certificate().subject() {
         return Err(CertError::IssuerMismatch { role });
@@ -719,11 +772,24 @@ fn check_link(cert: &Certificate, exts: &Exts, issuer: &Issuer<'_>, role: CertRo
         .to_der()
         .map_err(|source| CertError::Malformed { role, source })?;
     let sig_bytes = cert.signature().as_bytes().ok_or(CertError::BadSignature { role })?;
-    let sig = Signature::from_der(sig_bytes).map_err(|_| CertError::BadSignature { role })?;
+    let sig = match issuer_alg {
+        DeviceKeyAlg::P256 => Signature::from_der(sig_bytes).map(DeviceSignature::P256).ok(),
+        DeviceKeyAlg::Ed25519 => DeviceSignature::from_slice(issuer_alg, sig_bytes).ok(),
+    }
+    .ok_or(CertError::BadSignature { role })?;
     issuer
         .key
         .verify(&tbs, &sig)
         .map_err(|_| CertError::BadSignature { role })
+}
+
+/// The X.509 signatureAlgorithm OID of a key type: ecdsa-with-SHA256 (RFC 5758) or id-Ed25519
+/// (RFC 8410).
+pub fn signature_oid(alg: DeviceKeyAlg) -> ObjectIdentifier {
+    match alg {
+        DeviceKeyAlg::P256 => ECDSA_WITH_SHA_256,
+        DeviceKeyAlg::Ed25519 => ID_ED_25519,
+    }
 }
 
 /// An issuing certificate: CA:true, keyCertSign, and a path length that allows
@@ -943,5 +1009,120 @@ mod tests {
             validity: CertValidity::DICE_DEFAULT,
         };
         assert!(issue_alias_cert(&key(5), &c.deviceid, &req).is_err());
+    }
+
+    fn ed_key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
+    /// P-256 CA → Ed25519 DeviceID → Ed25519 Alias (subject IDs: open-dice IDs of the keys).
+    fn ed_chain() -> Chain {
+        let ca_key = key(1);
+        let ca = issue_ca_cert(&ca_key, "CN=Test Device CA,O=chipledger", 1, CertValidity::DICE_DEFAULT).unwrap();
+        let (dev_key, alias_key) = (ed_key(2), ed_key(3));
+        let (dev_pub, alias_pub) = (dev_key.verifying_key(), alias_key.verifying_key());
+        let (dev_tcb, alias_tcb) = (tcb(0), tcb(1));
+        let dev_id = DevicePublicKey::from(dev_pub).dice_id();
+        let req = CertRequest {
+            subject_public_key: &dev_pub,
+            subject_id: &dev_id,
+            tcb_info: &dev_tcb,
+            validity: CertValidity::DICE_DEFAULT,
+        };
+        let deviceid = issue_deviceid_cert(&ca_key, &ca, &req).unwrap();
+        let alias_id = DevicePublicKey::from(alias_pub).dice_id();
+        let req = CertRequest {
+            subject_public_key: &alias_pub,
+            subject_id: &alias_id,
+            tcb_info: &alias_tcb,
+            validity: CertValidity::DICE_DEFAULT,
+        };
+        let alias = issue_alias_cert(&dev_key, &deviceid, &req).unwrap();
+        Chain { ca, deviceid, alias }
+    }
+
+    #[test]
+    fn ed25519_chain_verifies_with_rfc8410_algorithm_identifiers() {
+        let c = ed_chain();
+        let v = verify_chain(&c.ca, &c.deviceid, &c.alias, Some(1_800_000_000)).unwrap();
+        assert_eq!(v.deviceid_public_key, ed_key(2).verifying_key());
+        assert_eq!(v.alias_public_key, ed_key(3).verifying_key());
+        assert_eq!(v.alias_tcb_info, tcb(1));
+        let dev = verify_deviceid(&c.ca, &c.deviceid, Some(1_800_000_000)).unwrap();
+        assert_eq!(dev, ed_key(2).verifying_key());
+
+        // DeviceID: signed by the P-256 CA, Ed25519 subject key without parameters (RFC 8410 §4).
+        let deviceid = Certificate::from_der(&c.deviceid).unwrap();
+        assert_eq!(deviceid.signature_algorithm().oid, ECDSA_WITH_SHA_256);
+        let spki = deviceid.tbs_certificate().subject_public_key_info();
+        assert_eq!(
+            (spki.algorithm.oid, spki.algorithm.parameters.is_none()),
+            (ID_ED_25519, true)
+        );
+        // Alias: signed by the Ed25519 DeviceID key, id-Ed25519 without parameters, 64-byte
+        // signature (RFC 8410 §6).
+        let alias = Certificate::from_der(&c.alias).unwrap();
+        let alg = alias.signature_algorithm();
+        assert_eq!((alg.oid, alg.parameters.is_none()), (ID_ED_25519, true));
+        assert_eq!(alias.signature().as_bytes().map(<[u8]>::len), Some(64));
+    }
+
+    #[test]
+    fn signature_algorithm_must_match_the_issuer_key() {
+        let (p, e) = (chain(), ed_chain());
+        let err = verify_chain(&p.ca, &p.deviceid, &e.alias, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CertError::AlgorithmMismatch {
+                    role: CertRole::Alias,
+                    signature_alg: ID_ED_25519,
+                    issuer_alg: DeviceKeyAlg::P256
+                }
+            ),
+            "{err}"
+        );
+        let err = verify_chain(&e.ca, &e.deviceid, &p.alias, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CertError::AlgorithmMismatch {
+                    role: CertRole::Alias,
+                    signature_alg: ECDSA_WITH_SHA_256,
+                    issuer_alg: DeviceKeyAlg::Ed25519
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ed25519_manufacturer_ca_is_refused() {
+        let ca_key = ed_key(1);
+        let name = Name::from_str("CN=Ed CA").unwrap();
+        let profile = DiceProfile {
+            issuer: name.clone(),
+            subject: name,
+            role: CertRole::Ca,
+            tcb_info: None,
+        };
+        let public = DevicePublicKey::from(ca_key.verifying_key());
+        let serial = serial_from_id(&[1]).unwrap();
+        let ca = build(profile, serial, CertValidity::DICE_DEFAULT, &public, (&ca_key).into()).unwrap();
+        let err = verify_ca(&ca, None).unwrap_err();
+        assert!(
+            matches!(err, CertError::UnsupportedAlgorithm { role: CertRole::Ca }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_bit_flip_of_an_ed25519_alias_is_a_typed_error() {
+        let c = ed_chain();
+        for i in 0..c.alias.len() {
+            let mut bad = c.alias.clone();
+            bad[i] ^= 0x01;
+            assert!(verify_chain(&c.ca, &c.deviceid, &bad, None).is_err(), "flip at {i}");
+        }
     }
 }

@@ -2,10 +2,10 @@
 //! the demo and the CLI. A secure element or HSM implements [`Chip`] the same way: the secrets
 //! (UDS, CDIs, private keys) never leave it; only public keys, certificates and signatures do.
 //!
-//! Layering (Open Profile for DICE, P-256):
+//! Layering (Open Profile for DICE; P-256 by default, Ed25519 with [`SoftChip::with_alg`]):
 //!
 //! - **DeviceID**: the key pair derived from the UDS as layer 0's CDI_Attest
-//!   ([`LayerKey::derive`]`(P256, UDS)`; open-dice's "authority" key of the first layer). Its
+//!   ([`LayerKey::derive`]`(alg, UDS)`; open-dice's "authority" key of the first layer). Its
 //!   20-byte ID ([`dice::derive_id`]) is the ledger's device id. The manufacturer's CA certifies it
 //!   from a [`DeviceIdRequest`] (the CSR equivalent: public key, ID, TCB info).
 //! - **Alias**: booting a firmware layer derives the next CDIs from the UDS with the firmware's
@@ -16,12 +16,12 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey, signature::Signer};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::cert::{self, CertError, CertRequest, CertValidity, DiceTcbInfo, Fwid};
-use crate::dice::{self, Algorithm, Cdis, DiceError, ID_SIZE, InputValues, KeyPair, LayerKey, Mode, UDS_SIZE};
+use crate::dice::{self, Cdis, DiceError, ID_SIZE, InputValues, KeyPair, LayerKey, Mode, UDS_SIZE};
 use crate::eat::{self, EatClaims, EatError};
+use crate::key::{DeviceKeyAlg, DevicePublicKey, DeviceSignature, DeviceSigner};
 
 /// Errors of a chip operation.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +33,6 @@ pub enum ChipError {
     Cert(#[from] CertError),
     #[error("evidence: {0}")]
     Eat(#[from] EatError),
-    #[error("the chip derived a non-P-256 key; only ES256 is supported here")]
-    UnsupportedAlgorithm,
     #[error("the chip has no DeviceID certificate yet (the manufacturer must install one)")]
     NoDeviceIdCert,
     #[error("the DeviceID certificate does not certify this chip's DeviceID key")]
@@ -73,7 +71,8 @@ impl Firmware<'_> {
 /// What the manufacturer CA needs to issue a DeviceID certificate (a CSR equivalent).
 #[derive(Clone, Debug)]
 pub struct DeviceIdRequest {
-    pub public_key: VerifyingKey,
+    /// The DeviceID public key (P-256 or Ed25519).
+    pub public_key: DevicePublicKey,
     /// The DICE ID of the DeviceID key: the ledger's device id.
     pub id: [u8; ID_SIZE],
     pub tcb_info: DiceTcbInfo,
@@ -81,7 +80,7 @@ pub struct DeviceIdRequest {
 
 impl DeviceIdRequest {
     /// The certificate request for [`cert::issue_deviceid_cert`].
-    pub fn cert_request(&self) -> CertRequest<'_> {
+    pub fn cert_request(&self) -> CertRequest<'_, DevicePublicKey> {
         CertRequest {
             subject_public_key: &self.public_key,
             subject_id: &self.id,
@@ -94,7 +93,8 @@ impl DeviceIdRequest {
 /// The public result of booting a firmware layer.
 #[derive(Clone, Debug)]
 pub struct BootedLayer {
-    pub alias_public_key: VerifyingKey,
+    /// The Alias public key (same algorithm as the DeviceID key).
+    pub alias_public_key: DevicePublicKey,
     /// Alias certificate (DER), signed by the DeviceID key.
     pub alias_cert_der: Vec<u8>,
     /// SHA-256 of the firmware image.
@@ -104,32 +104,26 @@ pub struct BootedLayer {
 /// A chip with a DICE identity. Implementations keep every secret inside.
 pub trait Chip {
     /// The DeviceID public key.
-    fn deviceid_public_key(&self) -> VerifyingKey;
-    /// Sign `message` (ES256) with the DeviceID key.
-    fn sign_with_deviceid(&self, message: &[u8]) -> Result<Signature, ChipError>;
+    fn deviceid_public_key(&self) -> DevicePublicKey;
+    /// Sign `message` with the DeviceID key (ES256 or Ed25519, by the key's algorithm).
+    fn sign_with_deviceid(&self, message: &[u8]) -> Result<DeviceSignature, ChipError>;
     /// Measure and boot a firmware layer: derive its Alias key and certificate.
     fn boot(&mut self, firmware: &Firmware<'_>) -> Result<BootedLayer, ChipError>;
     /// Sign an EAT with the Alias key of the booted layer.
     fn sign_eat(&self, claims: &EatClaims) -> Result<Vec<u8>, ChipError>;
 }
 
-fn p256_key(layer: &LayerKey) -> Result<SigningKey, ChipError> {
-    match &layer.key_pair {
-        KeyPair::P256(key) => Ok(key.clone()),
-        KeyPair::Ed25519(_) => Err(ChipError::UnsupportedAlgorithm),
-    }
-}
-
 /// The booted layer's secret: the Alias signing key.
 struct Booted {
-    alias_key: SigningKey,
+    alias_key: KeyPair,
 }
 
 /// A software chip: the UDS in memory (or, with `std`, in a file).
 pub struct SoftChip {
     uds: [u8; UDS_SIZE],
+    /// Algorithm of the DeviceID and Alias keys.
+    alg: DeviceKeyAlg,
     deviceid: LayerKey,
-    deviceid_key: SigningKey,
     /// Hardware vendor and model, written into the DeviceID TCB info.
     vendor: String,
     model: String,
@@ -144,14 +138,18 @@ impl core::fmt::Debug for SoftChip {
 }
 
 impl SoftChip {
-    /// A chip with this UDS; `vendor` / `model` describe the hardware (DeviceID TCB info).
+    /// A P-256 chip with this UDS; `vendor` / `model` describe the hardware (DeviceID TCB info).
     pub fn from_uds(uds: [u8; UDS_SIZE], vendor: &str, model: &str) -> Result<Self, ChipError> {
-        let deviceid = LayerKey::derive(Algorithm::P256, &uds)?;
-        let deviceid_key = p256_key(&deviceid)?;
+        Self::with_alg(uds, DeviceKeyAlg::default(), vendor, model)
+    }
+
+    /// A chip with this UDS whose DeviceID and Alias keys use `alg`.
+    pub fn with_alg(uds: [u8; UDS_SIZE], alg: DeviceKeyAlg, vendor: &str, model: &str) -> Result<Self, ChipError> {
+        let deviceid = LayerKey::derive(alg, &uds)?;
         Ok(SoftChip {
             uds,
+            alg,
             deviceid,
-            deviceid_key,
             vendor: vendor.into(),
             model: model.into(),
             deviceid_cert_der: None,
@@ -164,10 +162,19 @@ impl SoftChip {
         self.deviceid.id
     }
 
+    /// Algorithm of the chip's DeviceID and Alias keys.
+    pub fn alg(&self) -> DeviceKeyAlg {
+        self.alg
+    }
+
+    fn deviceid_signer(&self) -> DeviceSigner<'_> {
+        DeviceSigner::from(&self.deviceid.key_pair)
+    }
+
     /// The DeviceID certificate request for the manufacturer CA.
     pub fn deviceid_request(&self) -> DeviceIdRequest {
         DeviceIdRequest {
-            public_key: *self.deviceid_key.verifying_key(),
+            public_key: self.deviceid_signer().public_key(),
             id: self.deviceid.id,
             tcb_info: DiceTcbInfo {
                 vendor: Some(self.vendor.clone()),
@@ -182,7 +189,7 @@ impl SoftChip {
     /// that the chain verifies and that it certifies this chip's key.
     pub fn install_deviceid_cert(&mut self, ca_der: &[u8], deviceid_der: &[u8]) -> Result<(), ChipError> {
         let key = cert::verify_deviceid(ca_der, deviceid_der, None)?;
-        if key != *self.deviceid_key.verifying_key() {
+        if key != self.deviceid_signer().public_key() {
             return Err(ChipError::DeviceIdCertMismatch);
         }
         self.deviceid_cert_der = Some(deviceid_der.to_vec());
@@ -205,6 +212,18 @@ impl SoftChip {
         self.deviceid_cert_der.as_deref()
     }
 
+    /// Prove this chip's presence to the ledger when `to_org` accepts it in a transfer: a
+    /// COSE_Sign1 by the DeviceID key over `[tag, device id, to_org, nonce]`
+    /// ([`crate::ledger::AcceptTransferProof`]); `nonce` is the device's current ledger challenge.
+    pub fn sign_accept_transfer(&self, to_org: &str, nonce: &[u8]) -> Result<Vec<u8>, ChipError> {
+        let proof = crate::ledger::AcceptTransferProof {
+            device_id: self.deviceid.id,
+            to_org: to_org.into(),
+            nonce: nonce.to_vec(),
+        };
+        Ok(proof.sign(self.deviceid_signer())?)
+    }
+
     fn alias_tcb(&self, firmware: &Firmware<'_>) -> DiceTcbInfo {
         DiceTcbInfo {
             vendor: Some(self.vendor.clone()),
@@ -222,12 +241,12 @@ impl SoftChip {
 }
 
 impl Chip for SoftChip {
-    fn deviceid_public_key(&self) -> VerifyingKey {
-        *self.deviceid_key.verifying_key()
+    fn deviceid_public_key(&self) -> DevicePublicKey {
+        self.deviceid_signer().public_key()
     }
 
-    fn sign_with_deviceid(&self, message: &[u8]) -> Result<Signature, ChipError> {
-        Ok(self.deviceid_key.sign(message))
+    fn sign_with_deviceid(&self, message: &[u8]) -> Result<DeviceSignature, ChipError> {
+        Ok(self.deviceid_signer().sign(message))
     }
 
     fn boot(&mut self, firmware: &Firmware<'_>) -> Result<BootedLayer, ChipError> {
@@ -238,22 +257,24 @@ impl Chip for SoftChip {
             ..InputValues::default()
         };
         let next = dice::derive_next(&Cdis::from_uds(&self.uds), &inputs)?;
-        let alias = LayerKey::derive(Algorithm::P256, &next.cdi_attest)?;
-        let alias_key = p256_key(&alias)?;
+        let alias = LayerKey::derive(self.alg, &next.cdi_attest)?;
+        let alias_public = DeviceSigner::from(&alias.key_pair).public_key();
         let tcb = self.alias_tcb(firmware);
         let request = CertRequest {
-            subject_public_key: alias_key.verifying_key(),
+            subject_public_key: &alias_public,
             subject_id: &alias.id,
             tcb_info: &tcb,
             validity: CertValidity::DICE_DEFAULT,
         };
-        let alias_cert_der = cert::issue_alias_cert(&self.deviceid_key, deviceid_der, &request)?;
+        let alias_cert_der = cert::issue_alias_cert(self.deviceid_signer(), deviceid_der, &request)?;
         let layer = BootedLayer {
-            alias_public_key: *alias_key.verifying_key(),
+            alias_public_key: alias_public,
             alias_cert_der,
             measurement: firmware.measurement(),
         };
-        self.booted = Some(Booted { alias_key });
+        self.booted = Some(Booted {
+            alias_key: alias.key_pair,
+        });
         Ok(layer)
     }
 
@@ -266,7 +287,8 @@ impl Chip for SoftChip {
 #[cfg(feature = "std")]
 mod file {
     //! The chip file: `chipledger-softchip v1`, then `uds <hex>`, `vendor <text>`,
-    //! `model <text>` and, once provisioned, `deviceid-cert <hex>` lines. Written with mode 0600.
+    //! `model <text>`, for a non-default key algorithm `alg <name>` (`ed25519`; absent means
+    //! `p256`) and, once provisioned, `deviceid-cert <hex>` lines. Written with mode 0600.
 
     use super::*;
     use std::path::Path;
@@ -289,12 +311,15 @@ mod file {
                 self.vendor,
                 self.model
             );
+            if self.alg != DeviceKeyAlg::default() {
+                text.push_str(&std::format!("alg {}\n", self.alg.name()));
+            }
             if let Some(der) = &self.deviceid_cert_der {
                 text.push_str(&std::format!("deviceid-cert {}\n", hex::encode(der)));
             }
             if path.exists() {
                 let existing = SoftChip::load(path)?;
-                if existing.uds != self.uds {
+                if existing.uds != self.uds || existing.alg != self.alg {
                     return Err(bad(std::format!("{} holds another chip", path.display())));
                 }
             }
@@ -322,12 +347,14 @@ mod file {
             return Err(std::format!("not a chip file (first line must be '{HEADER}')"));
         }
         let (mut uds, mut vendor, mut model, mut cert) = (None, None, None, None);
+        let mut alg = DeviceKeyAlg::default();
         for line in lines.filter(|l| !l.is_empty()) {
             let (key, value) = line.split_once(' ').ok_or("a line is not 'key value'")?;
             match key {
                 "uds" => uds = Some(value),
                 "vendor" => vendor = Some(value),
                 "model" => model = Some(value),
+                "alg" => alg = DeviceKeyAlg::from_name(value).ok_or("alg must be p256 or ed25519")?,
                 "deviceid-cert" => cert = Some(hex::decode(value).map_err(|_| "deviceid-cert is not hex")?),
                 other => return Err(std::format!("unknown field '{other}'")),
             }
@@ -337,7 +364,7 @@ mod file {
             .and_then(|b| b.try_into().ok())
             .ok_or("uds must be 64 hex characters")?;
         let mut chip =
-            SoftChip::from_uds(uds, vendor.unwrap_or(""), model.unwrap_or("")).map_err(|e| std::format!("{e}"))?;
+            SoftChip::with_alg(uds, alg, vendor.unwrap_or(""), model.unwrap_or("")).map_err(|e| std::format!("{e}"))?;
         chip.deviceid_cert_der = cert;
         Ok(chip)
     }
@@ -355,7 +382,9 @@ mod file {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dice::Algorithm;
     use crate::eat::{Measurement, OemId, SwVersion};
+    use p256::ecdsa::SigningKey;
 
     const FW: Firmware<'static> = Firmware {
         name: "lamp-fw",
@@ -365,9 +394,13 @@ mod tests {
     };
 
     fn provisioned(uds: u8) -> (SoftChip, Vec<u8>) {
+        provisioned_with(uds, DeviceKeyAlg::P256)
+    }
+
+    fn provisioned_with(uds: u8, alg: DeviceKeyAlg) -> (SoftChip, Vec<u8>) {
         let ca_key = SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
         let ca_der = cert::issue_ca_cert(&ca_key, "CN=Test CA,O=maker", 1, CertValidity::DICE_DEFAULT).unwrap();
-        let mut chip = SoftChip::from_uds([uds; UDS_SIZE], "maker", "lamp").unwrap();
+        let mut chip = SoftChip::with_alg([uds; UDS_SIZE], alg, "maker", "lamp").unwrap();
         let req = chip.deviceid_request();
         let der = cert::issue_deviceid_cert(&ca_key, &ca_der, &req.cert_request()).unwrap();
         chip.install_deviceid_cert(&ca_der, &der).unwrap();
@@ -406,8 +439,29 @@ mod tests {
             Some(&FW.measurement()[..])
         );
         let token = chip.sign_eat(&claims(&[5; 40])).unwrap();
-        let got = eat::verify_eat(&token, &layer.alias_public_key, &[5; 40]).unwrap();
+        let got = eat::verify_eat(&token, layer.alias_public_key, &[5; 40]).unwrap();
         assert_eq!(got.swname, "lamp-fw");
+    }
+
+    #[test]
+    fn ed25519_chip_boots_with_dice_ed25519_keys_and_signs_eddsa_evidence() {
+        let (mut chip, ca_der) = provisioned_with(7, DeviceKeyAlg::Ed25519);
+        let expected = LayerKey::derive(Algorithm::Ed25519, &[7; UDS_SIZE]).unwrap();
+        assert_eq!(chip.alg(), DeviceKeyAlg::Ed25519);
+        assert_eq!(chip.device_id(), expected.id);
+        assert_eq!(chip.deviceid_public_key().raw(), expected.public_key);
+        assert_ne!(chip.device_id(), provisioned(7).0.device_id());
+        let layer = chip.boot(&FW).unwrap();
+        assert_eq!(layer.alias_public_key.alg(), DeviceKeyAlg::Ed25519);
+        let chain =
+            cert::verify_chain(&ca_der, chip.deviceid_cert_der().unwrap(), &layer.alias_cert_der, None).unwrap();
+        assert_eq!(chain.deviceid_public_key, chip.deviceid_public_key());
+        assert_eq!(chain.alias_public_key, layer.alias_public_key);
+        let token = chip.sign_eat(&claims(&[5; 40])).unwrap();
+        let got = eat::verify_eat(&token, layer.alias_public_key, &[5; 40]).unwrap();
+        assert_eq!(got.swname, "lamp-fw");
+        let sig = chip.sign_with_deviceid(b"hello").unwrap();
+        assert_eq!(chip.deviceid_public_key().verify(b"hello", &sig), Ok(()));
     }
 
     #[test]
@@ -446,6 +500,23 @@ mod tests {
         let loaded = SoftChip::load(&path).unwrap();
         assert_eq!(loaded.device_id(), chip.device_id());
         assert_eq!(loaded.deviceid_cert_der(), chip.deviceid_cert_der());
+        assert!(
+            !std::fs::read_to_string(&path).unwrap().contains("\nalg "),
+            "P-256 files keep the v1 layout"
+        );
+        // The same UDS with Ed25519 keys is another chip: refused, then saved elsewhere and reloaded.
+        let (ed, _) = provisioned_with(4, DeviceKeyAlg::Ed25519);
+        assert!(matches!(ed.save(&path), Err(ChipError::File(_))));
+        let ed_path = path.with_extension("ed25519.chip");
+        let _ = std::fs::remove_file(&ed_path);
+        ed.save(&ed_path).unwrap();
+        let loaded = SoftChip::load(&ed_path).unwrap();
+        assert_eq!(
+            (loaded.alg(), loaded.device_id()),
+            (DeviceKeyAlg::Ed25519, ed.device_id())
+        );
+        assert_eq!(loaded.deviceid_cert_der(), ed.deviceid_cert_der());
+        let _ = std::fs::remove_file(&ed_path);
         let other = SoftChip::from_uds([5; UDS_SIZE], "maker", "lamp").unwrap();
         assert!(matches!(other.save(&path), Err(ChipError::File(_))));
         std::fs::write(&path, "garbage").unwrap();

@@ -1,5 +1,7 @@
-//! Entity Attestation Tokens (RFC 9711): a CWT claims set in a COSE_Sign1 (RFC 9052), ES256,
-//! signed by the device's Alias key.
+//! Entity Attestation Tokens (RFC 9711): a CWT claims set in a COSE_Sign1 (RFC 9052), signed by
+//! the device's Alias key: ES256 (alg -7) for a P-256 key, EdDSA (alg -8, Ed25519; RFC 9053
+//! §2.2) for an Ed25519 key. The verifier picks the algorithm from the protected header and
+//! requires it to match the Alias key's type ([`EatError::AlgorithmMismatch`]).
 //!
 //! Claims (keys from the IANA CWT Claims registry, values per RFC 9711 §4):
 //!
@@ -26,10 +28,9 @@ use coset::{
     cbor::value::{Integer, Value},
     iana,
 };
-use p256::ecdsa::{
-    Signature, SigningKey, VerifyingKey,
-    signature::{Signer, Verifier},
-};
+use p256::ecdsa::VerifyingKey;
+
+use crate::key::{DeviceKeyAlg, DevicePublicKey, DeviceSignature, DeviceSigner};
 
 /// Largest token (tagged COSE_Sign1 bytes) that [`verify_eat`] looks at.
 pub const MAX_EAT_BYTES: usize = 4096;
@@ -77,8 +78,10 @@ pub enum EatError {
     Malformed(&'static str),
     #[error("token carries CBOR tag {0}; expected COSE_Sign1 (18) or no tag")]
     UnexpectedTag(u64),
-    #[error("token is not signed with ES256 (alg -7 in the protected header)")]
+    #[error("token is not signed with ES256 (alg -7) or EdDSA (alg -8) in the protected header")]
     WrongAlgorithm,
+    #[error("token is signed with {token:?} but the Alias key is {key:?}")]
+    AlgorithmMismatch { token: DeviceKeyAlg, key: DeviceKeyAlg },
     #[error("token marks header parameters critical that this verifier does not process")]
     UnsupportedCritical,
     #[error("signature does not verify under the Alias key")]
@@ -193,21 +196,38 @@ impl EatClaims {
     }
 }
 
-/// Signs `claims` as a tagged COSE_Sign1 (ES256, deterministic RFC 6979 nonces) with the Alias key.
-pub fn sign_eat(claims: &EatClaims, alias_key: &SigningKey) -> Result<Vec<u8>, EatError> {
+/// The COSE algorithm of a key type: ES256 (-7) or EdDSA (-8).
+pub fn cose_algorithm(alg: DeviceKeyAlg) -> iana::Algorithm {
+    match alg {
+        DeviceKeyAlg::P256 => iana::Algorithm::ES256,
+        DeviceKeyAlg::Ed25519 => iana::Algorithm::EdDSA,
+    }
+}
+
+/// The key type a protected-header `alg` names, if it is one we accept.
+fn key_alg_of(alg: Option<&coset::Algorithm>) -> Option<DeviceKeyAlg> {
+    match alg? {
+        coset::Algorithm::Assigned(iana::Algorithm::ES256) => Some(DeviceKeyAlg::P256),
+        coset::Algorithm::Assigned(iana::Algorithm::EdDSA) => Some(DeviceKeyAlg::Ed25519),
+        _ => None,
+    }
+}
+
+/// Signs `claims` as a tagged COSE_Sign1 with the Alias key: ES256 (deterministic RFC 6979
+/// nonces) for a P-256 key, EdDSA for an Ed25519 key. `alias_key`: a P-256 or Ed25519
+/// `SigningKey`, a [`crate::dice::KeyPair`] or a [`DeviceSigner`].
+pub fn sign_eat<'k>(claims: &EatClaims, alias_key: impl Into<DeviceSigner<'k>>) -> Result<Vec<u8>, EatError> {
+    let alias_key = alias_key.into();
     claims.validate()?;
     let payload = claims
         .to_cbor_value()
         .to_vec()
         .map_err(|_| EatError::Malformed("claims do not encode"))?;
-    let protected = HeaderBuilder::new().algorithm(iana::Algorithm::ES256).build();
+    let protected = HeaderBuilder::new().algorithm(cose_algorithm(alias_key.alg())).build();
     let sign1 = CoseSign1Builder::new()
         .protected(protected)
         .payload(payload)
-        .create_signature(b"", |tbs| {
-            let sig: Signature = alias_key.sign(tbs);
-            sig.to_bytes().to_vec()
-        })
+        .create_signature(b"", |tbs| alias_key.sign(tbs).to_bytes().to_vec())
         .build();
     let token = sign1
         .to_tagged_vec()
@@ -221,10 +241,14 @@ pub fn sign_eat(claims: &EatClaims, alias_key: &SigningKey) -> Result<Vec<u8>, E
     Ok(token)
 }
 
-/// Verifies an EAT from the device whose Alias key is `alias_public` and that must answer
-/// `expected_nonce`; returns its claims.
-pub fn verify_eat(token: &[u8], alias_public: &VerifyingKey, expected_nonce: &[u8]) -> Result<EatClaims, EatError> {
-    let payload = verify_cose_sign1_es256(token, alias_public)?;
+/// Verifies an EAT from the device whose Alias key (P-256 or Ed25519) is `alias_public` and
+/// that must answer `expected_nonce`; returns its claims.
+pub fn verify_eat(
+    token: &[u8],
+    alias_public: impl Into<DevicePublicKey>,
+    expected_nonce: &[u8],
+) -> Result<EatClaims, EatError> {
+    let payload = verify_cose_sign1(token, &alias_public.into())?;
     let claims = decode_claims(&payload)?;
     if claims.nonce != expected_nonce {
         return Err(EatError::NonceMismatch);
@@ -232,9 +256,15 @@ pub fn verify_eat(token: &[u8], alias_public: &VerifyingKey, expected_nonce: &[u
     Ok(claims)
 }
 
-/// Verifies a COSE_Sign1 (tagged 18 or untagged) with ES256 and an attached payload, empty
-/// external AAD; returns the payload. Bounded by [`MAX_EAT_BYTES`].
+/// [`verify_cose_sign1`] with a P-256 key: only ES256 tokens verify.
 pub fn verify_cose_sign1_es256(token: &[u8], key: &VerifyingKey) -> Result<Vec<u8>, EatError> {
+    verify_cose_sign1(token, &DevicePublicKey::P256(*key))
+}
+
+/// Verifies a COSE_Sign1 (tagged 18 or untagged) with an attached payload and empty external
+/// AAD, signed with ES256 (P-256 `key`) or EdDSA (Ed25519 `key`) as its protected header says;
+/// returns the payload. Bounded by [`MAX_EAT_BYTES`].
+pub fn verify_cose_sign1(token: &[u8], key: &DevicePublicKey) -> Result<Vec<u8>, EatError> {
     if token.len() > MAX_EAT_BYTES {
         return Err(EatError::TooLarge {
             len: token.len(),
@@ -248,9 +278,12 @@ pub fn verify_cose_sign1_es256(token: &[u8], key: &VerifyingKey) -> Result<Vec<u
         untagged => untagged,
     };
     let sign1 = CoseSign1::from_cbor_value(value).map_err(|_| EatError::Malformed("not a COSE_Sign1 structure"))?;
-    let es256 = coset::Algorithm::Assigned(iana::Algorithm::ES256);
-    if sign1.protected.header.alg.as_ref() != Some(&es256) {
-        return Err(EatError::WrongAlgorithm);
+    let token_alg = key_alg_of(sign1.protected.header.alg.as_ref()).ok_or(EatError::WrongAlgorithm)?;
+    if token_alg != key.alg() {
+        return Err(EatError::AlgorithmMismatch {
+            token: token_alg,
+            key: key.alg(),
+        });
     }
     if !sign1.protected.header.crit.is_empty() {
         return Err(EatError::UnsupportedCritical);
@@ -259,7 +292,7 @@ pub fn verify_cose_sign1_es256(token: &[u8], key: &VerifyingKey) -> Result<Vec<u
         return Err(EatError::Malformed("detached payloads are not supported"));
     }
     sign1.verify_signature(b"", |sig, tbs| {
-        let sig = Signature::from_slice(sig).map_err(|_| EatError::BadSignature)?;
+        let sig = DeviceSignature::from_slice(token_alg, sig).map_err(|_| EatError::BadSignature)?;
         key.verify(tbs, &sig).map_err(|_| EatError::BadSignature)
     })?;
     sign1
@@ -411,6 +444,7 @@ fn content_format(i: Integer) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p256::ecdsa::{Signature, SigningKey, signature::Signer};
 
     fn alias_key() -> SigningKey {
         SigningKey::from_bytes(&[7u8; 32].into()).expect("valid scalar")
@@ -594,5 +628,142 @@ mod tests {
         tampered[last] ^= 0x01;
         let err = verify_cose_sign1_es256(&tampered, &rfc9052_key()).unwrap_err();
         assert_eq!(err, EatError::BadSignature);
+    }
+
+    fn ed_alias_key() -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    fn protected_alg(token: &[u8]) -> Option<coset::Algorithm> {
+        CoseSign1::from_tagged_slice(token).unwrap().protected.header.alg
+    }
+
+    #[test]
+    fn eddsa_round_trip_is_deterministic_and_labelled_minus_8() {
+        let key = ed_alias_key();
+        let token = sign_eat(&claims(), &key).unwrap();
+        assert_eq!(token, sign_eat(&claims(), &key).unwrap());
+        assert_eq!(
+            protected_alg(&token),
+            Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA))
+        );
+        assert_eq!(coset::iana::EnumI64::to_i64(&cose_algorithm(DeviceKeyAlg::Ed25519)), -8);
+        let got = verify_eat(&token, key.verifying_key(), &[0x5a; 32]).unwrap();
+        assert_eq!(got, claims());
+        let p256_token = sign_eat(&claims(), &alias_key()).unwrap();
+        assert_eq!(
+            protected_alg(&p256_token),
+            Some(coset::Algorithm::Assigned(iana::Algorithm::ES256))
+        );
+    }
+
+    #[test]
+    fn eddsa_wrong_key_and_wrong_nonce_are_rejected() {
+        let token = sign_eat(&claims(), &ed_alias_key()).unwrap();
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8u8; 32]);
+        let err = verify_eat(&token, other.verifying_key(), &[0x5a; 32]).unwrap_err();
+        assert_eq!(err, EatError::BadSignature);
+        let err = verify_eat(&token, ed_alias_key().verifying_key(), &[0x5b; 32]).unwrap_err();
+        assert_eq!(err, EatError::NonceMismatch);
+    }
+
+    #[test]
+    fn algorithm_must_match_the_key_type() {
+        let ed = sign_eat(&claims(), &ed_alias_key()).unwrap();
+        let es = sign_eat(&claims(), &alias_key()).unwrap();
+        // An EdDSA token checked with a P-256 key, and an ES256 token with an Ed25519 key.
+        let cases: [(&[u8], DevicePublicKey, DeviceKeyAlg, DeviceKeyAlg); 2] = [
+            (
+                &ed,
+                (*alias_key().verifying_key()).into(),
+                DeviceKeyAlg::Ed25519,
+                DeviceKeyAlg::P256,
+            ),
+            (
+                &es,
+                ed_alias_key().verifying_key().into(),
+                DeviceKeyAlg::P256,
+                DeviceKeyAlg::Ed25519,
+            ),
+        ];
+        for (token, key, token_alg, key_alg) in cases {
+            let err = verify_eat(token, key, &[0x5a; 32]).unwrap_err();
+            assert_eq!(
+                err,
+                EatError::AlgorithmMismatch {
+                    token: token_alg,
+                    key: key_alg
+                }
+            );
+        }
+        // The P-256-only entry point refuses EdDSA tokens too.
+        let err = verify_cose_sign1_es256(&ed, alias_key().verifying_key()).unwrap_err();
+        assert!(matches!(err, EatError::AlgorithmMismatch { .. }));
+    }
+
+    #[test]
+    fn relabelled_algorithm_does_not_verify() {
+        // An ES256 signature under a header claiming EdDSA, checked with the Ed25519 key: the
+        // header picks EdDSA, and the P-256 signature bytes do not verify as Ed25519.
+        let ed = ed_alias_key();
+        let relabelled = CoseSign1Builder::new()
+            .protected(HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).build())
+            .payload(claims().to_cbor_value().to_vec().unwrap())
+            .create_signature(b"", |tbs| {
+                let sig: Signature = alias_key().sign(tbs);
+                sig.to_bytes().to_vec()
+            })
+            .build()
+            .to_tagged_vec()
+            .unwrap();
+        let err = verify_eat(&relabelled, ed.verifying_key(), &[0x5a; 32]).unwrap_err();
+        assert_eq!(err, EatError::BadSignature);
+    }
+
+    #[test]
+    fn every_bit_flip_of_an_eddsa_token_fails() {
+        let key = ed_alias_key();
+        let token = sign_eat(&claims(), &key).unwrap();
+        for i in 0..token.len() {
+            let mut bad = token.clone();
+            bad[i] ^= 0x01;
+            assert!(verify_eat(&bad, key.verifying_key(), &[0x5a; 32]).is_err(), "{i}");
+        }
+    }
+
+    /// Known-answer test: cose-wg/Examples `eddsa-examples/eddsa-sig-01.json` (commit 53c9d634),
+    /// a COSE_Sign1 with EdDSA (alg -8) by the Ed25519 key "11" (the RFC 8032 §7.1 TEST 1 key)
+    /// over "This is the content.", protected header `{1: -8, 3: 0}`. Values transcribed.
+    mod cose_wg_eddsa_sig_01 {
+        pub const KEY_D: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+        pub const KEY_X: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        pub const PAYLOAD: &[u8] = b"This is the content.";
+        pub const TO_BE_SIGNED: &str =
+            "846a5369676e61747572653145a2012703004054546869732069732074686520636f6e74656e742e";
+        pub const TOKEN: &str = concat!(
+            "d28445a201270300a10442313154546869732069732074686520636f6e74656e742e",
+            "58407142fd2ff96d56db85bee905a76ba1d0b7321a95c8c4d3607c5781932b7afb87",
+            "11497dfa751bf40b58b3bcc32300b1487f3db34085eef013bf08f4a44d6fef0d",
+        );
+    }
+
+    #[test]
+    fn known_answer_cose_wg_eddsa_sig_01() {
+        use cose_wg_eddsa_sig_01 as kat;
+        let x: [u8; 32] = hex::decode(kat::KEY_X).unwrap().try_into().unwrap();
+        let key = DevicePublicKey::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&x).unwrap());
+        let token = hex::decode(kat::TOKEN).unwrap();
+        assert_eq!(verify_cose_sign1(&token, &key).unwrap(), kat::PAYLOAD);
+
+        // Ed25519 is deterministic: our signer reproduces the example's signature exactly.
+        let d: [u8; 32] = hex::decode(kat::KEY_D).unwrap().try_into().unwrap();
+        let signer = ed25519_dalek::SigningKey::from_bytes(&d);
+        let sig = DeviceSigner::from(&signer).sign(&hex::decode(kat::TO_BE_SIGNED).unwrap());
+        assert_eq!(sig.to_bytes()[..], token[token.len() - 64..]);
+
+        let mut tampered = token.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 0x01;
+        assert_eq!(verify_cose_sign1(&tampered, &key).unwrap_err(), EatError::BadSignature);
     }
 }

@@ -1,5 +1,7 @@
 //! The DICE chain `manufacturer CA → DeviceID → Alias` checked by an independent verifier
 //! (`openssl verify`, `openssl x509 -text`), plus negative cases for our own `verify_chain`.
+//! Both key types: P-256 throughout, and a P-256 CA endorsing an Ed25519 DeviceID key that
+//! signs an Ed25519 Alias certificate (RFC 8410), as a [`SoftChip`] with Ed25519 keys makes it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +10,9 @@ use chipledger_device::cert::{
     CertError, CertRequest, CertRole, CertValidity, DiceTcbInfo, Fwid, issue_alias_cert, issue_ca_cert,
     issue_deviceid_cert, key_id, verify_chain,
 };
+use chipledger_device::chip::{Chip, Firmware, SoftChip};
+use chipledger_device::dice::UDS_SIZE;
+use chipledger_device::key::{DeviceKeyAlg, DevicePublicKey};
 use p256::ecdsa::SigningKey;
 
 /// 2026-01-01T00:00:00Z: a fixed "now" so the tests do not depend on the wall clock.
@@ -220,4 +225,98 @@ fn alias_cannot_stand_in_for_deviceid() {
     let c = chain(&ca_key, &ca, 2);
     let err = verify_chain(&c.ca, &c.alias, &c.alias, Some(NOW_UNIX_S)).unwrap_err();
     assert!(matches!(err, CertError::IssuerMismatch { .. }), "{err}");
+}
+
+/// The chain an Ed25519 [`SoftChip`] (UDS `[uds; UDS_SIZE]`) gets: its DeviceID certificate from the
+/// P-256 manufacturer CA, and the Alias certificate it issues itself when booting firmware.
+fn ed25519_chip_chain(ca_key: &SigningKey, ca: &[u8], uds: u8) -> (Chain, DevicePublicKey) {
+    let mut chip = SoftChip::with_alg([uds; UDS_SIZE], DeviceKeyAlg::Ed25519, "Acme", "streetlight-v2").expect("chip");
+    let request = chip.deviceid_request();
+    let deviceid = issue_deviceid_cert(ca_key, ca, &request.cert_request()).expect("issue DeviceID");
+    chip.install_deviceid_cert(ca, &deviceid).expect("install DeviceID");
+    let firmware = Firmware {
+        name: "lamp-fw",
+        version: "2.1.0",
+        svn: 3,
+        image: b"ed25519 firmware image",
+    };
+    let layer = chip.boot(&firmware).expect("boot");
+    let chain = Chain {
+        ca: ca.to_vec(),
+        deviceid,
+        alias: layer.alias_cert_der,
+    };
+    (chain, layer.alias_public_key)
+}
+
+#[test]
+fn openssl_verifies_an_ed25519_chain() {
+    let dir = TempDir::new("ed25519");
+    let (ca_key, ca) = manufacturer();
+    let (c, alias_key) = ed25519_chip_chain(&ca_key, &ca, 5);
+
+    let (ok, out) = openssl_verify(&dir.0, &c);
+    assert!(ok, "openssl verify failed:\n{out}");
+    assert!(out.contains("alias.pem: OK"), "{out}");
+
+    let text_of = |name: &str| {
+        let pem = dir.0.join(format!("{name}.pem"));
+        let (ok, text) = openssl(&["x509", "-noout", "-text", "-in", pem.to_str().unwrap()]);
+        assert!(ok, "{text}");
+        text
+    };
+    // DeviceID: an Ed25519 key endorsed by the P-256 CA with ecdsa-with-SHA256.
+    let deviceid = text_of("deviceid");
+    assert!(
+        deviceid.contains("Signature Algorithm: ecdsa-with-SHA256"),
+        "{deviceid}"
+    );
+    assert!(deviceid.contains("Public Key Algorithm: ED25519"), "{deviceid}");
+    assert!(deviceid.contains("2.23.133.5.4.1"), "{deviceid}");
+    // Alias: an Ed25519 key signed by the Ed25519 DeviceID key.
+    let alias = text_of("alias");
+    assert!(alias.contains("Signature Algorithm: ED25519"), "{alias}");
+    assert!(alias.contains("Public Key Algorithm: ED25519"), "{alias}");
+    assert!(!alias.contains("ecdsa"), "{alias}");
+    assert!(alias.contains("2.23.133.5.4.1"), "{alias}");
+
+    let v = verify_chain(&c.ca, &c.deviceid, &c.alias, Some(NOW_UNIX_S)).expect("our verifier");
+    assert_eq!(v.alias_public_key, alias_key);
+    assert_eq!(v.deviceid_public_key.alg(), DeviceKeyAlg::Ed25519);
+}
+
+#[test]
+fn tampered_ed25519_alias_signature_is_rejected_by_us_and_by_openssl() {
+    let dir = TempDir::new("ed25519-tampered");
+    let (ca_key, ca) = manufacturer();
+    let (mut c, _) = ed25519_chip_chain(&ca_key, &ca, 5);
+    let last = c.alias.len() - 1; // the last byte of the raw 64-byte Ed25519 signature (S)
+    c.alias[last] ^= 0x01;
+
+    let err = verify_chain(&c.ca, &c.deviceid, &c.alias, Some(NOW_UNIX_S)).unwrap_err();
+    assert!(
+        matches!(err, CertError::BadSignature { role: CertRole::Alias }),
+        "{err}"
+    );
+    let (ok, out) = openssl_verify(&dir.0, &c);
+    assert!(!ok, "openssl accepted a tampered certificate:\n{out}");
+}
+
+#[test]
+fn alias_signed_with_the_other_algorithm_is_a_typed_mismatch() {
+    let (ca_key, ca) = manufacturer();
+    let p256 = chain(&ca_key, &ca, 2);
+    let (ed, _) = ed25519_chip_chain(&ca_key, &ca, 5);
+    let err = verify_chain(&ca, &ed.deviceid, &p256.alias, Some(NOW_UNIX_S)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CertError::AlgorithmMismatch {
+                role: CertRole::Alias,
+                issuer_alg: DeviceKeyAlg::Ed25519,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The HTTP/JSON API (axum). Routes are declared once with `#[utoipa::path]`; `/openapi.json`
 //! is generated from them. The API never writes state except by submitting transactions.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -10,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use chipledger_state::device::{ATTEST_NONCE_WINDOW_BLOCKS, current_challenge};
 use chipledger_state::model::{
-    DeviceRecord, HistoryKind, device_history, devices_by_owner, get_ca, get_device, get_org, get_seq, get_validator,
-    org_ca_ids, org_names, validator_names,
+    Attestation, DeviceRecord, DeviceRevocation, HistoryKind, device_history, get_ca, get_device, get_org, get_seq,
+    get_validator, org_ca_ids, org_names, validator_names,
 };
 use chipledger_state::store::{StateRead, key_hash};
 use chipledger_types::block::Block;
@@ -24,6 +25,9 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::executor::{Executor, SubmitError, TxStatus};
+use crate::fleet_index::{
+    DEFAULT_LIST_LIMIT, DeviceFilter, DeviceStatus, DeviceSummary, FleetQueryError, FleetStats, IdPrefix, parse_cursor,
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -35,10 +39,10 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-pub struct ApiError(StatusCode, ErrorBody);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) ErrorBody);
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiError(
             status,
             ErrorBody {
@@ -47,13 +51,13 @@ impl ApiError {
             },
         )
     }
-    fn not_found(what: impl Into<String>) -> Self {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
-    fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 }
@@ -78,8 +82,10 @@ impl From<SubmitError> for ApiError {
 }
 
 #[derive(Clone)]
-struct Ctx {
-    exec: Executor,
+pub(crate) struct Ctx {
+    pub(crate) exec: Executor,
+    /// The node's image store; `None` when the API runs without one (tests).
+    blobs: Option<Arc<crate::blob_store::BlobStore>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -684,6 +690,131 @@ async fn revocations(State(c): State<Ctx>) -> ApiResult<Json<crate::revocations:
     }))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BundleQuery {
+    /// The organisation owning the device: the bundle carries its approval record.
+    pub owner: String,
+}
+
+/// The update bundle a device verifies before installing release `id` (canonical CBOR,
+/// `chipledger_device::update::UpdateBundle`): the SUIT envelope, the newest final checkpoint,
+/// and the release and `owner` approval records proven against its state root. 503 while a
+/// newer block's checkpoint is still collecting signatures (retry shortly).
+#[utoipa::path(get, path = "/v1/firmware/releases/{id}/bundle",
+    params(("id" = String, Path, description = "Release id: hex SHA-256 of the SUIT manifest"), BundleQuery),
+    responses(
+        (status = 200, description = "The bundle", content_type = "application/cbor", body = Vec<u8>),
+        (status = 400, description = "Bad request: a typed error", body = ErrorBody),
+        (status = 404, description = "Unknown release, or not approved for the owner", body = ErrorBody),
+        (status = 503, description = "No final checkpoint matches the current state yet; retry", body = ErrorBody)))]
+async fn release_bundle(
+    State(c): State<Ctx>,
+    Path(id): Path<String>,
+    Query(q): Query<BundleQuery>,
+) -> ApiResult<Response> {
+    use crate::firmware_bundle::{BundleError, assemble};
+    let id = hex::decode(&id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .map(chipledger_types::firmware_tx::ReleaseId)
+        .ok_or_else(|| ApiError::bad("release id must be 64 hex digits"))?;
+    let inner = c.exec.lock();
+    let retry = |why: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "retry", why);
+    let (_, note) = inner
+        .votes
+        .latest_final
+        .clone()
+        .ok_or_else(|| retry("no final checkpoint yet".into()))?;
+    let s = inner.db.state().map_err(ApiError::internal)?;
+    let bundle = assemble(&note, &s, &inner.tip.smt, &id, &q.owner).map_err(|e| match e {
+        BundleError::NotFinal => retry(e.to_string()),
+        BundleError::UnknownRelease(_) | BundleError::NotApproved { .. } => ApiError::not_found(e.to_string()),
+        other => ApiError::internal(other),
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/cbor")], bundle.to_bytes()).into_response())
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BlobStored {
+    /// Hex SHA-256 of the blob: its name in the store.
+    pub sha256: String,
+    pub size: usize,
+}
+
+fn blob_error(e: crate::blob_store::BlobError) -> ApiError {
+    use crate::blob_store::BlobError;
+    match e {
+        BlobError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
+        BlobError::StoreFull { .. } => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string()),
+        BlobError::BadDigest(_) => ApiError::bad(e.to_string()),
+        other => ApiError::internal(other),
+    }
+}
+
+fn blob_store(c: &Ctx) -> ApiResult<&crate::blob_store::BlobStore> {
+    c.blobs.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_blob_store",
+            "this node keeps no blob store",
+        )
+    })
+}
+
+/// Store a firmware image (raw bytes, at most 16 MiB). Accepted only when a release on the
+/// ledger names its SHA-256 (`fw/by-digest/<sha256>`); returns the digest, the blob's name.
+#[utoipa::path(put, path = "/v1/blobs", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored", body = BlobStored),
+        (status = 404, description = "No release on the ledger names this image", body = ErrorBody),
+        (status = 413, description = "Over the blob size limit", body = ErrorBody),
+        (status = 507, description = "The store is full", body = ErrorBody)))]
+async fn put_blob(State(c): State<Ctx>, body: axum::body::Body) -> ApiResult<Response> {
+    use crate::blob_store::{BlobError, MAX_BLOB_BYTES};
+    use sha2::Digest as _;
+    let store = blob_store(&c)?;
+    let bytes = axum::body::to_bytes(body, MAX_BLOB_BYTES).await.map_err(|_| {
+        blob_error(BlobError::TooLarge {
+            len: MAX_BLOB_BYTES + 1,
+            max: MAX_BLOB_BYTES,
+        })
+    })?;
+    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    let named = {
+        let inner = c.exec.lock();
+        let s = inner.db.state().map_err(ApiError::internal)?;
+        s.get(&chipledger_types::firmware_tx::by_digest_key(&digest)).is_some()
+    };
+    if !named {
+        return Err(ApiError::not_found(format!(
+            "no release on the ledger has image digest {}",
+            hex::encode(digest)
+        )));
+    }
+    store.put(&bytes).map_err(blob_error)?;
+    let stored = BlobStored {
+        sha256: hex::encode(digest),
+        size: bytes.len(),
+    };
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// A stored blob by its hex SHA-256 (re-hashed before it is served).
+#[utoipa::path(get, path = "/v1/blobs/{sha256}", params(("sha256" = String, Path, description = "Hex SHA-256 of the blob")),
+    responses(
+        (status = 200, description = "The blob", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "Bad request: a typed error", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)))]
+async fn get_blob(State(c): State<Ctx>, Path(sha256): Path<String>) -> ApiResult<Response> {
+    let store = blob_store(&c)?;
+    let digest = crate::blob_store::parse_digest(&sha256).map_err(blob_error)?;
+    let bytes = store
+        .get(&digest)
+        .map_err(blob_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no blob {sha256}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "OK", content_type = "text/plain", body = String)))]
 async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
@@ -694,9 +825,6 @@ async fn metrics(State(c): State<Ctx>) -> impl IntoResponse {
 }
 
 // ---- chip identity (issue 3) --------------------------------------------------------------
-
-/// Most devices in one `/v1/devices` page.
-pub const MAX_DEVICES_PAGE: usize = 500;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeviceRevocationBody {
@@ -741,24 +869,120 @@ pub struct DeviceBody {
     pub deviceid_cert: String,
 }
 
+/// One device as the node-local fleet index sees it (`/v1/devices/{id}` adds the certificate).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DevicePage {
+pub struct DeviceSummaryBody {
+    /// Hex device id.
+    pub id: String,
+    /// Hardware model (product ID).
+    pub model: u32,
     pub owner: String,
-    /// Devices the owner holds in all.
-    pub total: usize,
-    pub offset: usize,
-    /// At most `limit` (≤ `MAX_DEVICES_PAGE`) devices, by id.
-    pub devices: Vec<DeviceBody>,
+    pub manufacturer: String,
+    /// Hex id of the endorsing manufacturer CA.
+    pub ca: String,
+    /// `active`, `offered` (a transfer offer is pending) or `revoked`.
+    pub status: String,
+    /// Organisation a transfer is offered to, if any.
+    pub offered_to: Option<String>,
+    pub revoked: Option<DeviceRevocationBody>,
+    /// Its manufacturer CA was revoked (the device record shows as `untrusted`).
+    pub ca_revoked: bool,
+    pub registered_height: u64,
+    /// The last accepted evidence: attested firmware.
+    pub attestation: Option<AttestationBody>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// A page of devices matching a query.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DevicePage {
+    /// The finalized height the answer was computed at.
+    pub height: u64,
+    /// Devices matching the filters in all (independent of the cursor).
+    pub total: usize,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<String>,
+    /// At most `limit` devices, in id order.
+    pub devices: Vec<DeviceSummaryBody>,
+}
+
+/// Filters of `GET /v1/devices`; every given filter must match. Pages are in device-id order.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DevicesQuery {
-    /// The owning organisation.
-    pub owner: String,
-    /// Skip this many devices (by id order).
-    pub offset: Option<usize>,
-    /// Page size, at most 500 (default 100).
+    /// Hardware model (product ID).
+    pub model: Option<u32>,
+    /// Owning organisation.
+    pub owner: Option<String>,
+    /// `active`, `offered` or `revoked`.
+    pub status: Option<String>,
+    /// Exact firmware version (`swversion`) of the latest accepted evidence.
+    pub attested_version: Option<String>,
+    /// The manufacturer organisation that registered the device.
+    pub manufacturer: Option<String>,
+    /// Hex device-id prefix (at most 40 characters).
+    pub q: Option<String>,
+    /// Page size, 1..=1000 (default 100).
     pub limit: Option<usize>,
+    /// Cursor: the last id of the previous page (its `next_after`).
+    pub after: Option<String>,
+}
+
+impl DevicesQuery {
+    /// The index filter this query names, or why it is malformed.
+    pub fn to_filter(&self) -> Result<DeviceFilter, FleetQueryError> {
+        Ok(DeviceFilter {
+            model: self.model,
+            owner: self.owner.clone(),
+            manufacturer: self.manufacturer.clone(),
+            status: self.status.as_deref().map(DeviceStatus::parse).transpose()?,
+            attested_version: self.attested_version.clone(),
+            id_prefix: self.q.as_deref().map(IdPrefix::parse).transpose()?,
+            after: self.after.as_deref().map(parse_cursor).transpose()?,
+            limit: self.limit.unwrap_or(DEFAULT_LIST_LIMIT),
+        })
+    }
+}
+
+/// Device counts over the whole fleet (what an explorer's charts need).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeviceStatsBody {
+    /// The finalized height the counts were computed at.
+    pub height: u64,
+    pub total: usize,
+    /// Model number (decimal) → devices.
+    pub by_model: BTreeMap<String, usize>,
+    /// Owning organisation → devices.
+    pub by_owner: BTreeMap<String, usize>,
+    /// Manufacturer organisation → devices.
+    pub by_manufacturer: BTreeMap<String, usize>,
+    /// `active`, `offered`, `revoked` → devices (every status listed, zeros included).
+    pub by_status: BTreeMap<String, usize>,
+    /// Attested firmware version → devices.
+    pub by_attested_version: BTreeMap<String, usize>,
+    /// Devices with no accepted evidence.
+    pub unattested: usize,
+    /// Devices (any status) whose manufacturer CA is revoked.
+    pub untrusted: usize,
+}
+
+impl From<FleetStats> for DeviceStatsBody {
+    fn from(s: FleetStats) -> Self {
+        let by_status = DeviceStatus::ALL
+            .into_iter()
+            .map(|st| (st.name().to_string(), s.by_status.get(&st).copied().unwrap_or(0)))
+            .collect();
+        DeviceStatsBody {
+            height: s.height,
+            total: s.total,
+            by_model: s.by_model.into_iter().map(|(m, n)| (m.to_string(), n)).collect(),
+            by_owner: s.by_owner,
+            by_manufacturer: s.by_manufacturer,
+            by_status,
+            by_attested_version: s.by_attested_version,
+            unattested: s.unattested,
+            untrusted: s.untrusted,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -768,6 +992,10 @@ pub struct HistoryBody {
     pub kind: String,
     pub from: String,
     pub to: String,
+    /// The device itself proved its presence (a transfer accepted with a valid proof signed by
+    /// its DeviceID key).
+    #[serde(default)]
+    pub device_proof: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -834,20 +1062,50 @@ fn device_body(s: &dyn StateRead, d: DeviceRecord) -> ApiResult<DeviceBody> {
         offered_to: d.offered_to,
         status: status.into(),
         registered_height: d.registered_height,
-        revoked: d.revoked.map(|r| DeviceRevocationBody {
-            height: r.height,
-            reason: r.reason.name().into(),
-            by: r.by,
-        }),
-        attestation: d.attestation.map(|a| AttestationBody {
-            height: a.height,
-            swname: a.swname,
-            swversion: a.swversion,
-            measurement: hex::encode(a.measurement),
-            alias_fwid_sha256: hex::encode(a.alias_fwid_sha256),
-        }),
+        revoked: d.revoked.map(revocation_body),
+        attestation: d.attestation.map(attestation_body),
         deviceid_cert: hex::encode(d.deviceid_cert_der),
     })
+}
+
+fn revocation_body(r: DeviceRevocation) -> DeviceRevocationBody {
+    DeviceRevocationBody {
+        height: r.height,
+        reason: r.reason.name().into(),
+        by: r.by,
+    }
+}
+
+fn attestation_body(a: Attestation) -> AttestationBody {
+    AttestationBody {
+        height: a.height,
+        swname: a.swname,
+        swversion: a.swversion,
+        measurement: hex::encode(a.measurement),
+        alias_fwid_sha256: hex::encode(a.alias_fwid_sha256),
+    }
+}
+
+fn summary_body(d: DeviceSummary, ca_revoked: bool) -> DeviceSummaryBody {
+    DeviceSummaryBody {
+        id: d.id.to_string(),
+        model: d.model,
+        owner: d.owner,
+        manufacturer: d.manufacturer,
+        ca: d.ca.to_string(),
+        status: d.status.name().into(),
+        offered_to: d.offered_to,
+        revoked: d.revoked.map(revocation_body),
+        ca_revoked,
+        registered_height: d.registered_height,
+        attestation: d.attested.map(attestation_body),
+    }
+}
+
+impl From<FleetQueryError> for ApiError {
+    fn from(e: FleetQueryError) -> Self {
+        ApiError::bad(e.to_string())
+    }
 }
 
 fn find_device(s: &dyn StateRead, id: &DeviceId) -> ApiResult<DeviceRecord> {
@@ -867,28 +1125,35 @@ async fn device(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<
     Ok(Json(device_body(&s, record)?))
 }
 
-/// Devices owned by an organisation, one bounded page at a time.
+/// Devices by model, owner, manufacturer, status, attested version or id prefix, one bounded
+/// page at a time (cursor `after`), from the node-local fleet index at a finalized height.
 #[utoipa::path(get, path = "/v1/devices", params(DevicesQuery),
-    responses((status = 200, description = "A page of the owner's devices", body = DevicePage), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
+    responses((status = 200, description = "A page of the matching devices, with the height it was computed at", body = DevicePage), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn devices(State(c): State<Ctx>, Query(q): Query<DevicesQuery>) -> ApiResult<Json<DevicePage>> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_DEVICES_PAGE {
-        return Err(ApiError::bad(format!("limit must be 1..={MAX_DEVICES_PAGE}")));
-    }
-    let offset = q.offset.unwrap_or(0);
-    let inner = c.exec.lock();
-    let s = inner.db.state().map_err(ApiError::internal)?;
-    let ids = devices_by_owner(&s, &q.owner).map_err(ApiError::internal)?;
-    let mut page = Vec::new();
-    for id in ids.iter().skip(offset).take(limit) {
-        page.push(device_body(&s, find_device(&s, id)?)?);
-    }
+    let filter = q.to_filter()?;
+    let fleet = c.exec.fleet();
+    let list = fleet.list(&filter)?;
+    let devices = list
+        .devices
+        .into_iter()
+        .map(|d| {
+            let ca_revoked = fleet.ca_revoked(&d.ca);
+            summary_body(d, ca_revoked)
+        })
+        .collect();
     Ok(Json(DevicePage {
-        owner: q.owner,
-        total: ids.len(),
-        offset,
-        devices: page,
+        height: list.height,
+        total: list.total,
+        next_after: list.next_after.map(|id| id.to_string()),
+        devices,
     }))
+}
+
+/// Device counts by model, owner, manufacturer, status and attested version.
+#[utoipa::path(get, path = "/v1/devices/stats",
+    responses((status = 200, description = "Fleet counts at a finalized height", body = DeviceStatsBody)))]
+async fn device_stats(State(c): State<Ctx>) -> Json<DeviceStatsBody> {
+    Json(c.exec.fleet().stats().into())
 }
 
 /// A device's full history: registration, transfers, revocation.
@@ -913,6 +1178,7 @@ async fn device_history_route(State(c): State<Ctx>, Path(id): Path<String>) -> A
                 kind: kind(e.kind).into(),
                 from: e.from,
                 to: e.to,
+                device_proof: e.device_proof,
             })
             .collect(),
     ))
@@ -984,12 +1250,17 @@ fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(status))
         .routes(routes!(state_proof))
         .routes(routes!(revocations))
+        .routes(routes!(release_bundle))
+        .routes(routes!(put_blob))
+        .routes(routes!(get_blob))
         .routes(routes!(metrics))
         .routes(routes!(devices))
+        .routes(routes!(device_stats))
         .routes(routes!(device))
         .routes(routes!(device_history_route))
         .routes(routes!(device_challenge))
         .routes(routes!(cas))
+        .merge(crate::api_firmware::routes())
 }
 
 /// The OpenAPI 3.1 document of the API (served at `/openapi.json`).
@@ -997,9 +1268,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
 
-/// The router and its OpenAPI document.
+/// The router and its OpenAPI document (no blob store: `/v1/blobs` answers 503).
 pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, api) = routes().with_state(Ctx { exec }).split_for_parts();
+    router_with_blobs(exec, None)
+}
+
+/// The router with the node's image store.
+pub fn router_with_blobs(
+    exec: Executor,
+    blobs: Option<crate::blob_store::BlobStore>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    let ctx = Ctx {
+        exec,
+        blobs: blobs.map(Arc::new),
+    };
+    let (router, api) = routes().with_state(ctx).split_for_parts();
     let doc = Arc::new(api.clone());
     let router = router
         .route(
@@ -1013,6 +1296,16 @@ pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
             MAX_BATCH_TXS * (MAX_TX_BYTES * 2 + 8),
         ));
     (router, api)
+}
+
+/// Serve the API, with the image store `blobs`, on `listener` until the future completes.
+pub async fn serve_with_blobs(
+    listener: tokio::net::TcpListener,
+    exec: Executor,
+    blobs: crate::blob_store::BlobStore,
+) -> std::io::Result<()> {
+    let (router, _) = router_with_blobs(exec, Some(blobs));
+    axum::serve(listener, router).await
 }
 
 /// Serve the API on `listener` until the future completes.
@@ -1045,10 +1338,14 @@ mod tests {
             "/v1/state",
             "/metrics",
             "/v1/devices",
+            "/v1/devices/stats",
             "/v1/devices/{id}",
             "/v1/devices/{id}/history",
             "/v1/devices/{id}/challenge",
             "/v1/cas",
+            "/v1/firmware/releases/{id}/bundle",
+            "/v1/blobs",
+            "/v1/blobs/{sha256}",
         ] {
             assert!(doc["paths"].get(path).is_some(), "missing path {path}");
         }

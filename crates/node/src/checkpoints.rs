@@ -53,19 +53,13 @@ impl Votes {
     }
 }
 
-/// Prefix of the checkpoint extension line that binds the state: `chipledger-state <height>
-/// <base64 state root>`. C2SP tlog-checkpoint allows extension lines; clients that do not know
-/// it ignore it, and those that do can check a state proof (`/v1/state`) against a cosigned root.
-pub const STATE_EXTENSION_PREFIX: &str = "chipledger-state";
+/// The state extension line (`chipledger-state <height> <base64 state root>`) is defined once,
+/// in `chipledger_types::state_proof`, so a device parses exactly what validators cosign.
+pub use chipledger_types::state_proof::{STATE_EXTENSION_PREFIX, state_extension};
 
 /// The checkpoint body for a block: origin, log size, log root, and the state extension line.
 pub fn checkpoint_text(origin: &str, header: &BlockHeader) -> String {
-    use base64::Engine;
-    let state = format!(
-        "{STATE_EXTENSION_PREFIX} {} {}",
-        header.height,
-        base64::engine::general_purpose::STANDARD.encode(header.state_root)
-    );
+    let state = chipledger_types::state_proof::state_extension_line(header.height, &header.state_root);
     Checkpoint {
         origin: origin.into(),
         size: header.log_size,
@@ -74,22 +68,6 @@ pub fn checkpoint_text(origin: &str, header: &BlockHeader) -> String {
     }
     .to_text()
     .expect("origin is a valid checkpoint origin")
-}
-
-/// The (height, state root) a checkpoint body's state extension line commits to.
-pub fn state_extension(cp: &Checkpoint) -> Option<(u64, [u8; 32])> {
-    use base64::Engine;
-    cp.extensions.iter().find_map(|line| {
-        let mut parts = line.split(' ');
-        (parts.next()? == STATE_EXTENSION_PREFIX).then_some(())?;
-        let height = parts.next()?.parse().ok()?;
-        let root = base64::engine::general_purpose::STANDARD
-            .decode(parts.next()?)
-            .ok()?
-            .try_into()
-            .ok()?;
-        parts.next().is_none().then_some((height, root))
-    })
 }
 
 /// The note verifier key of validator `name` for an Ed25519 cosigning key.

@@ -212,6 +212,24 @@ impl Db {
         Ok(n)
     }
 
+    /// Every state entry under each of `prefixes`, in key order, from one read snapshot
+    /// (start-up build of node-local indexes).
+    pub fn for_each_state_prefixes(&self, prefixes: &[&[u8]], mut f: impl FnMut(&[u8], &[u8])) -> Result<u64> {
+        let t = self.db.begin_read()?.open_table(STATE)?;
+        let mut n = 0;
+        for prefix in prefixes {
+            for entry in t.range(*prefix..)? {
+                let (k, v) = entry?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                f(k.value(), v.value());
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub fn tx_count(&self) -> Result<u64> {
         Ok(self.db.begin_read()?.open_table(TXS)?.len()?)
     }

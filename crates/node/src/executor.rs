@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 
 use anyhow::{Context, Result, bail};
 use chipledger_state::smt::Smt;
@@ -26,6 +26,7 @@ use tracing::{error, info, warn};
 use crate::checkpoints::Votes;
 use crate::consensus::{BlockInfo, EngineHandle, Ledger};
 use crate::db::{BlockCommit, Db};
+use crate::fleet_index::FleetIndex;
 use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
 
@@ -96,6 +97,9 @@ pub(crate) struct Shared {
     pub engine: OnceLock<EngineHandle>,
     pub metrics: Metrics,
     sig_cache: Mutex<SigCache>,
+    /// Node-local device index, derived from finalized state only (never read by consensus);
+    /// updated in `commit` while the executor lock is held.
+    pub fleet: RwLock<FleetIndex>,
 }
 
 /// The node's [`Ledger`]: cheap to clone, shared by the engine and the API.
@@ -208,6 +212,7 @@ impl Executor {
             })?;
         }
         let tip = load_tip(&db)?;
+        let fleet = build_fleet_index(&db, tip.height)?;
         let stored_genesis = db.block(0)?.context("genesis block missing")?;
         if stored_genesis != genesis_bytes {
             bail!("the database in {} belongs to a different genesis", dir.display());
@@ -232,6 +237,7 @@ impl Executor {
             engine: OnceLock::new(),
             metrics,
             sig_cache: Mutex::new(SigCache::default()),
+            fleet: RwLock::new(fleet),
         };
         let exec = Executor {
             inner: Arc::new(Mutex::new(inner)),
@@ -267,6 +273,11 @@ impl Executor {
     pub fn header_at(&self, height: u64) -> Option<BlockHeader> {
         let block = self.lock().db.block(height).ok()??;
         decode_header(&block)
+    }
+
+    /// Read-only: the node-local device index (finalized state; each answer names its height).
+    pub fn fleet(&self) -> RwLockReadGuard<'_, FleetIndex> {
+        self.shared.fleet.read().expect("fleet index lock poisoned")
     }
 
     /// Read-only: the newest final checkpoint as `(height, signed note text)`, if any.
@@ -452,6 +463,19 @@ fn load_tip(db: &Db) -> Result<Tip> {
         smt,
         frontier,
     })
+}
+
+/// Build the node-local device index from the finalized state (logged with its cost).
+fn build_fleet_index(db: &Db, height: u64) -> Result<FleetIndex> {
+    let started = std::time::Instant::now();
+    let fleet = FleetIndex::load(db, height)?;
+    info!(
+        devices = fleet.len(),
+        skipped = fleet.skipped(),
+        build_ms = started.elapsed().as_millis() as u64,
+        "fleet index built"
+    );
+    Ok(fleet)
 }
 
 /// How `execute` treats a transaction that fails.
@@ -705,6 +729,14 @@ impl Executor {
         for h in &pending.tx_hashes {
             inner.mempool.remove(&TxHash(*h));
         }
+        // Still under the executor lock: the index moves to this height together with the tip.
+        let fleet_started = std::time::Instant::now();
+        self.shared
+            .fleet
+            .write()
+            .expect("fleet index lock poisoned")
+            .apply_block(header.height, &pending.writes);
+        self.shared.metrics.on_fleet_index_update(fleet_started.elapsed());
         inner.tip = Tip {
             height: header.height,
             digest,

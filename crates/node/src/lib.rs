@@ -3,11 +3,16 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod api_firmware;
+pub mod blob_store;
 pub mod checkpoints;
 pub mod config;
 pub mod consensus;
 pub mod db;
 pub mod executor;
+pub mod firmware_bundle;
+pub mod firmware_index;
+pub mod fleet_index;
 pub mod mempool;
 pub mod metrics;
 pub mod revocations;

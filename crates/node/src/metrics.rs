@@ -23,6 +23,7 @@ pub struct Metrics {
     finality_ms_sum: AtomicU64,
     finality_count: AtomicU64,
     latencies_ms: Mutex<VecDeque<u64>>,
+    fleet_index_update_us: AtomicU64,
 }
 
 pub fn now_ms() -> u64 {
@@ -59,6 +60,11 @@ impl Metrics {
         if l.len() > LATENCY_SAMPLES_MAX {
             l.pop_front();
         }
+    }
+
+    /// Time spent updating the node-local fleet index on a block commit.
+    pub fn on_fleet_index_update(&self, took: std::time::Duration) {
+        self.fleet_index_update_us.fetch_add(took.as_micros() as u64, Relaxed);
     }
 
     /// p-th percentile (0..=100) of recent finality latencies.
@@ -117,6 +123,12 @@ impl Metrics {
             "Height of the newest checkpoint with a quorum of cosignatures.",
             "gauge",
             self.final_checkpoint_height.load(Relaxed),
+        );
+        gauge(
+            "chipledger_fleet_index_update_us_total",
+            "Microseconds spent updating the fleet index on block commits since start.",
+            "counter",
+            self.fleet_index_update_us.load(Relaxed),
         );
         let _ = writeln!(
             out,

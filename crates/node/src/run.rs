@@ -38,6 +38,7 @@ pub fn run(dir: &Path) -> Result<()> {
         note_seeds: loaded.note_seeds.clone(),
     };
     let exec = Executor::open(&dir.join("data/ledger"), g.clone(), me)?;
+    let blobs = crate::blob_store::BlobStore::open(&dir.join("data/blobs"))?;
     let peers = g
         .validators
         .iter()
@@ -81,7 +82,7 @@ pub fn run(dir: &Path) -> Result<()> {
             })
         };
         tokio::select! {
-            r = crate::api::serve(listener, exec) => if let Err(e) = r { error!(error = %e, "API server stopped") },
+            r = crate::api::serve_with_blobs(listener, exec, blobs) => if let Err(e) = r { error!(error = %e, "API server stopped") },
             _ = shutdown_signal() => info!(validator = %name, "shutdown signal received; stopping"),
         }
         regossip.abort();

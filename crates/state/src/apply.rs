@@ -8,6 +8,7 @@ use chipledger_types::tx::{GovAction, OrgSpec, Payload, SignedTx, ThresholdKind,
 
 use crate::device;
 use crate::error::TxError;
+use crate::firmware::{self, FirmwareEvent};
 use crate::model::*;
 use crate::store::{Overlay, StateRead, WriteSet};
 
@@ -39,6 +40,8 @@ impl SignatureCheck for VerifyAll {
 /// What happened, for receipts, the API and the explorer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// A firmware flow (issue 4).
+    Firmware(FirmwareEvent),
     ProposalCreated {
         id: TxHash,
         action: &'static str,
@@ -69,6 +72,8 @@ pub enum Event {
         device: DeviceId,
         from: String,
         to: String,
+        /// The accept carried a valid proof of presence signed by the device's DeviceID key.
+        device_proof: bool,
     },
     DeviceAttested {
         device: DeviceId,
@@ -76,6 +81,17 @@ pub enum Event {
     DeviceRevoked {
         device: DeviceId,
         reason: RevokeReason,
+    },
+    /// A governance proposal registering a manufacturer CA executed.
+    ManufacturerCaAdded {
+        ca: CaId,
+        org: String,
+    },
+    /// A governance proposal revoking a manufacturer CA executed.
+    ManufacturerCaRevoked {
+        ca: CaId,
+        org: String,
+        reason: String,
     },
 }
 
@@ -130,6 +146,19 @@ pub fn apply_tx(
         Payload::AcceptTransfer(p) => device::accept(&mut st, ctx, &hash, &tx.body.org, p)?,
         Payload::Attest(p) => device::attest(&mut st, ctx, &hash, p)?,
         Payload::RevokeDevice(p) => device::revoke(&mut st, ctx, &hash, &tx.body.org, p)?,
+        p @ (Payload::RegisterFirmwareKey(_)
+        | Payload::RevokeFirmwareKey(_)
+        | Payload::PublishRelease(_)
+        | Payload::WithdrawRelease(_)
+        | Payload::Certify(_)
+        | Payload::ReportVulnerability(_)
+        | Payload::SetFleetPolicy(_)
+        | Payload::CreateRollout(_)
+        | Payload::ApproveRollout(_)
+        | Payload::RejectRollout(_)
+        | Payload::ControlRollout(_)
+        | Payload::ReportProgress(_)
+        | Payload::AttestInstall(_)) => firmware::apply(&mut st, ctx, &hash, &tx.body.org, p)?,
     };
     let writes = st.writes;
     block_writes.extend(writes);
@@ -278,12 +307,13 @@ fn record_approval(
     }];
     if approvals >= threshold {
         check_action(&st.view(), ctx, &record.action)?;
-        execute(st, ctx, &record.action)?;
+        let effects = execute(st, ctx, &record.action)?;
         record.executed_height = Some(ctx.height);
         events.push(Event::ProposalExecuted {
             id: *id,
             action: record.action.name(),
         });
+        events.extend(effects);
     }
     st.put(proposal_key(id), &record);
     Ok(events)
@@ -380,7 +410,8 @@ fn check_add_org(s: &dyn StateRead, spec: &OrgSpec) -> Result<(), TxError> {
     Ok(())
 }
 
-fn execute(st: &mut TxState<'_>, ctx: &BlockContext<'_>, action: &GovAction) -> Result<(), TxError> {
+/// Execute `action`; returns the events of its effects (beyond `ProposalExecuted`).
+fn execute(st: &mut TxState<'_>, ctx: &BlockContext<'_>, action: &GovAction) -> Result<Vec<Event>, TxError> {
     match action {
         GovAction::AddOrg(spec) => {
             let mut names = org_names(&st.view())?;
@@ -431,10 +462,10 @@ fn execute(st: &mut TxState<'_>, ctx: &BlockContext<'_>, action: &GovAction) -> 
             policy.governance_threshold = *value;
             st.put(KEY_POLICY.to_vec(), &StoredPolicy(policy));
         }
-        GovAction::AddManufacturerCa(a) => device::execute_add_ca(st, ctx, a)?,
-        GovAction::RevokeManufacturerCa(a) => device::execute_revoke_ca(st, ctx, a)?,
+        GovAction::AddManufacturerCa(a) => return device::execute_add_ca(st, ctx, a).map(|e| vec![e]),
+        GovAction::RevokeManufacturerCa(a) => return device::execute_revoke_ca(st, ctx, a).map(|e| vec![e]),
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 fn new_org(spec: &OrgSpec, height: u64) -> OrgRecord {

@@ -1,10 +1,12 @@
 //! Chip identity rules (issue 3): manufacturer CAs (governance), device registration, two-step
 //! ownership transfer, attestation and revocation.
 //!
-//! **Device id.** The open-dice ID of the DeviceID public key: `KDF(20, x ‖ y, ID_SALT, "ID")`
-//! with the top bit cleared ([`chipledger_device::dice::derive_id`] over the raw P-256 key as
-//! open-dice encodes it). It is what the chip itself computes and puts in its DeviceID
-//! certificate's serial number, so an auditor can recompute it from the chip's key alone.
+//! **Device id.** The open-dice ID of the DeviceID public key: `KDF(20, raw key, ID_SALT, "ID")`
+//! with the top bit cleared ([`chipledger_device::dice::derive_id`] over the key as open-dice
+//! encodes it: `x ‖ y` for P-256, the 32 raw bytes for Ed25519). It is what the chip itself
+//! computes and puts in its DeviceID certificate's serial number, so an auditor can recompute it
+//! from the chip's key alone. DeviceID and Alias keys may be P-256 (ES256 evidence) or Ed25519
+//! (EdDSA evidence); manufacturer CAs are P-256.
 //!
 //! **CA id.** `cert::key_id` of the CA public key (first 160 bits of SHA-256 of the SEC1 point).
 //!
@@ -16,10 +18,29 @@
 //! no more than [`ATTEST_NONCE_WINDOW_BLOCKS`] below the including block. Accepted evidence
 //! changes the seed, so it cannot be replayed; unused evidence expires with the window.
 //!
+//! **Evidence identity.** An EAT must name the registered device (encodings in
+//! [`chipledger_device::ledger`]): its `ueid` must be exactly `0x01 ‖ device id` (UEID type
+//! RAND followed by the 20-byte open-dice ID, 21 bytes), and its `hwmodel` exactly the
+//! registered model number as 4 bytes big-endian. Anything else is
+//! [`TxError::EvidenceMismatch`] naming the claim, what the registration needs and what came.
+//!
+//! **Proof of presence on accept.** `AcceptTransfer` may carry a COSE_Sign1 made by the
+//! device's DeviceID key (the key of the registered DeviceID certificate, whose CA must not be
+//! revoked) over `[TAG_ACCEPT_TRANSFER_V1, device id, accepting org, nonce]`
+//! ([`chipledger_device::ledger::AcceptTransferProof`]). The nonce follows the attestation
+//! nonce rule above (the offer changed the seed, so only a challenge fetched after the offer
+//! works). A proof by any other key is [`TxError::DeviceProofWrongKey`]; one naming another
+//! device or organisation is [`TxError::DeviceProofMismatch`]; a stale or wrong nonce is
+//! [`TxError::StaleNonce`] / [`TxError::WrongNonce`]. Without a proof the accept works as
+//! before; the history entry and the `TransferAccepted` event record `device_proof`.
+//!
 //! **Time.** Certificate validity is checked against the block timestamp, never a clock.
 
 use chipledger_device::cert::{self, CertError};
-use chipledger_device::{dice, eat};
+use chipledger_device::eat;
+use chipledger_device::eat::{EatClaims, EatError};
+use chipledger_device::key::DevicePublicKey;
+use chipledger_device::ledger::{self, AcceptTransferProof};
 use chipledger_types::cbor::Encoder;
 use chipledger_types::device_tx::*;
 use chipledger_types::limits::{MAX_CAS_PER_ORG, MAX_DEVICE_HISTORY, MAX_DEVICES_PER_OWNER};
@@ -52,12 +73,10 @@ pub fn attest_nonce(chain_id: &str, device: &DeviceId, seed: &[u8; 32], height: 
     nonce
 }
 
-/// The device id of a DeviceID public key (open-dice ID of `x ‖ y`).
-pub fn device_id_of(key: &p256::ecdsa::VerifyingKey) -> DeviceId {
-    let point = key.to_sec1_point(false);
-    let bytes = point.as_bytes();
-    assert_eq!(bytes.len(), 65, "an uncompressed P-256 point is 0x04 ‖ x ‖ y");
-    DeviceId(dice::derive_id(&bytes[1..]).expect("a 20-byte KDF output is always available"))
+/// The device id of a DeviceID public key: the open-dice ID of `x ‖ y` (P-256) or of the raw
+/// 32-byte key (Ed25519). Takes a P-256 or Ed25519 `VerifyingKey` or a `DevicePublicKey`.
+pub fn device_id_of(key: impl Into<DevicePublicKey>) -> DeviceId {
+    DeviceId(key.into().dice_id())
 }
 
 /// The CA id of a manufacturer CA public key.
@@ -102,7 +121,7 @@ pub(crate) fn execute_add_ca(
     st: &mut TxState<'_>,
     ctx: &BlockContext<'_>,
     a: &AddManufacturerCa,
-) -> Result<(), TxError> {
+) -> Result<Event, TxError> {
     let id = check_add_ca(&st.view(), ctx, a)?;
     let mut ids = org_ca_ids(&st.view(), &a.org)?;
     ids.push(id);
@@ -116,7 +135,10 @@ pub(crate) fn execute_add_ca(
         revoked: None,
     };
     st.put(ca_key(&id), &record);
-    Ok(())
+    Ok(Event::ManufacturerCaAdded {
+        ca: id,
+        org: a.org.clone(),
+    })
 }
 
 /// Is `RevokeManufacturerCa` valid now? Returns the CA record.
@@ -132,14 +154,18 @@ pub(crate) fn execute_revoke_ca(
     st: &mut TxState<'_>,
     ctx: &BlockContext<'_>,
     a: &RevokeManufacturerCa,
-) -> Result<(), TxError> {
+) -> Result<Event, TxError> {
     let mut record = check_revoke_ca(&st.view(), a)?;
     record.revoked = Some((ctx.height, a.reason.clone()));
     st.put(ca_key(&a.ca), &record);
     let mut revoked = revoked_ca_ids(&st.view())?;
     revoked.push(a.ca);
     st.put(KEY_REVOKED_CA_INDEX.to_vec(), &IdList(revoked));
-    Ok(())
+    Ok(Event::ManufacturerCaRevoked {
+        ca: a.ca,
+        org: record.org,
+        reason: a.reason.clone(),
+    })
 }
 
 // ---- device payloads --------------------------------------------------------------------
@@ -192,7 +218,7 @@ pub(crate) fn register(
     active_org(&view, &p.owner)?;
     let key = cert::verify_deviceid(&ca.cert_der, &p.deviceid_cert_der, now_unix_s(ctx))
         .map_err(|e| deviceid_error(p.ca, e))?;
-    let id = device_id_of(&key);
+    let id = device_id_of(key);
     if get_device(&view, &id)?.is_some() {
         return Err(TxError::DeviceExists(id));
     }
@@ -210,7 +236,7 @@ pub(crate) fn register(
         attestation: None,
         challenge_seed: hash.0,
     };
-    let history = push_history(&view, &id, ctx, HistoryKind::Registered, org, &p.owner)?;
+    let history = push_history(&view, &id, ctx, HistoryKind::Registered, org, &p.owner, false)?;
     st.put(owner_index_key(&p.owner), &owned);
     st.put(device_history_key(&id), &history);
     st.put(device_key(&id), &record);
@@ -243,6 +269,7 @@ fn push_history(
     kind: HistoryKind,
     from: &str,
     to: &str,
+    device_proof: bool,
 ) -> Result<History, TxError> {
     let mut entries = device_history(s, id)?;
     if entries.len() >= MAX_DEVICE_HISTORY {
@@ -256,6 +283,7 @@ fn push_history(
         kind,
         from: from.into(),
         to: to.into(),
+        device_proof,
     });
     Ok(History(entries))
 }
@@ -306,11 +334,23 @@ pub(crate) fn accept(
             device: p.device,
         });
     }
+    let device_proof = match &p.device_proof {
+        Some(proof) => check_device_proof(&view, ctx, &record, org, proof).map(|()| true)?,
+        None => false,
+    };
     let from = record.owner.clone();
     let gained = add_owned(&view, org, p.device)?;
     let mut kept = devices_by_owner(&view, &from)?;
     kept.retain(|d| *d != p.device);
-    let history = push_history(&view, &p.device, ctx, HistoryKind::Transferred, &from, org)?;
+    let history = push_history(
+        &view,
+        &p.device,
+        ctx,
+        HistoryKind::Transferred,
+        &from,
+        org,
+        device_proof,
+    )?;
     record.owner = org.into();
     record.offered_to = None;
     record.challenge_seed = hash.0;
@@ -322,7 +362,62 @@ pub(crate) fn accept(
         device: p.device,
         from,
         to: org.into(),
+        device_proof,
     }])
+}
+
+/// A device's proof of presence for `org` accepting it (see the module documentation).
+fn check_device_proof(
+    s: &dyn StateRead,
+    ctx: &BlockContext<'_>,
+    record: &DeviceRecord,
+    org: &str,
+    proof: &[u8],
+) -> Result<(), TxError> {
+    let ca = get_ca(s, &record.ca)?.ok_or(TxError::UnknownCa(record.ca))?;
+    if ca.revoked.is_some() {
+        return Err(TxError::CaRevoked(record.ca));
+    }
+    let key = cert::verify_deviceid(&ca.cert_der, &record.deviceid_cert_der, now_unix_s(ctx))
+        .map_err(bad_cert("DeviceID"))?;
+    let payload = eat::verify_cose_sign1(proof, &key).map_err(|e| match e {
+        EatError::BadSignature | EatError::AlgorithmMismatch { .. } => TxError::DeviceProofWrongKey(record.id),
+        other => TxError::BadDeviceProof(other.to_string()),
+    })?;
+    let claimed = AcceptTransferProof::from_payload(&payload).map_err(|e| TxError::BadDeviceProof(e.to_string()))?;
+    if claimed.device_id != record.id.0 {
+        return Err(TxError::DeviceProofMismatch {
+            field: "device",
+            want: record.id.to_string(),
+            got: hex::encode(claimed.device_id),
+        });
+    }
+    if claimed.to_org != org {
+        return Err(TxError::DeviceProofMismatch {
+            field: "to_org",
+            want: org.into(),
+            got: claimed.to_org,
+        });
+    }
+    check_nonce(ctx, record, &claimed.nonce)
+}
+
+/// The EAT's `ueid` and `hwmodel` must name the registered device (see the module documentation).
+fn check_evidence_identity(record: &DeviceRecord, claims: &EatClaims) -> Result<(), TxError> {
+    let expected: [(&'static str, &[u8], &[u8]); 2] = [
+        ("ueid", &ledger::ueid_of(&record.id.0), &claims.ueid),
+        ("hwmodel", &ledger::hwmodel_of(record.model), &claims.hwmodel),
+    ];
+    for (claim, want, got) in expected {
+        if want != got {
+            return Err(TxError::EvidenceMismatch {
+                claim,
+                want: hex::encode(want),
+                got: hex::encode(got),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Check the nonce of accepted-signature evidence against the device's current challenge.
@@ -353,37 +448,49 @@ pub(crate) fn attest(
     hash: &TxHash,
     p: &Attest,
 ) -> Result<Vec<Event>, TxError> {
-    let mut record = live_device(&st.view(), &p.device)?;
-    let ca = get_ca(&st.view(), &record.ca)?.ok_or(TxError::UnknownCa(record.ca))?;
+    let (mut record, attestation) = verify_evidence(&st.view(), ctx, &p.device, &p.alias_cert_der, &p.eat)?;
+    record.attestation = Some(attestation);
+    record.challenge_seed = hash.0;
+    st.put(device_key(&p.device), &record);
+    Ok(vec![Event::DeviceAttested { device: p.device }])
+}
+
+/// Verify a device's evidence exactly as `Attest` does (live device, unrevoked CA, Alias chain,
+/// EAT signature, identity claims, fresh nonce) without writing anything; returns the device
+/// record and what the evidence says. `AttestInstall` (firmware) verifies through this too.
+/// Whoever accepts the evidence must move the record's `challenge_seed` on (no replay).
+pub(crate) fn verify_evidence(
+    s: &dyn StateRead,
+    ctx: &BlockContext<'_>,
+    device: &DeviceId,
+    alias_cert_der: &[u8],
+    eat_token: &[u8],
+) -> Result<(DeviceRecord, Attestation), TxError> {
+    let record = live_device(s, device)?;
+    let ca = get_ca(s, &record.ca)?.ok_or(TxError::UnknownCa(record.ca))?;
     if ca.revoked.is_some() {
         return Err(TxError::CaRevoked(record.ca));
     }
-    let chain = cert::verify_chain(
-        &ca.cert_der,
-        &record.deviceid_cert_der,
-        &p.alias_cert_der,
-        now_unix_s(ctx),
-    )
-    .map_err(bad_cert("Alias chain"))?;
-    let payload = eat::verify_cose_sign1_es256(&p.eat, &chain.alias_public_key)
-        .map_err(|e| TxError::BadEvidence(e.to_string()))?;
+    let chain = cert::verify_chain(&ca.cert_der, &record.deviceid_cert_der, alias_cert_der, now_unix_s(ctx))
+        .map_err(bad_cert("Alias chain"))?;
+    let payload =
+        eat::verify_cose_sign1(eat_token, &chain.alias_public_key).map_err(|e| TxError::BadEvidence(e.to_string()))?;
     let claims = eat::decode_claims(&payload).map_err(|e| TxError::BadEvidence(e.to_string()))?;
+    check_evidence_identity(&record, &claims)?;
     check_nonce(ctx, &record, &claims.nonce)?;
     let fwids = chain.alias_tcb_info.fwids.as_deref().unwrap_or_default();
     let fwid = fwids
         .iter()
         .find(|f| f.expected_len() == Some(32))
         .map(|f| f.digest.as_bytes());
-    record.attestation = Some(Attestation {
+    let attestation = Attestation {
         height: ctx.height,
         swname: claims.swname,
         swversion: claims.swversion.version,
         measurement: claims.measurements.first().map(|m| m.value.clone()).unwrap_or_default(),
         alias_fwid_sha256: fwid.map(<[u8]>::to_vec).unwrap_or_default(),
-    });
-    record.challenge_seed = hash.0;
-    st.put(device_key(&p.device), &record);
-    Ok(vec![Event::DeviceAttested { device: p.device }])
+    };
+    Ok((record, attestation))
 }
 
 pub(crate) fn revoke(
@@ -401,7 +508,15 @@ pub(crate) fn revoke(
             who: "its owner or its manufacturer",
         });
     }
-    let history = push_history(&st.view(), &p.device, ctx, HistoryKind::Revoked, org, &record.owner)?;
+    let history = push_history(
+        &st.view(),
+        &p.device,
+        ctx,
+        HistoryKind::Revoked,
+        org,
+        &record.owner,
+        false,
+    )?;
     record.revoked = Some(DeviceRevocation {
         height: ctx.height,
         reason: p.reason,

@@ -112,6 +112,24 @@ pub enum TxError {
     WrongNonce,
     #[error("limit reached: at most {max} {what}")]
     LimitReached { what: &'static str, max: usize },
+    #[error(transparent)]
+    Firmware(#[from] crate::firmware::FirmwareError),
+    #[error("evidence claim {claim} is {got}, but the registered device needs {want}")]
+    EvidenceMismatch {
+        claim: &'static str,
+        want: String,
+        got: String,
+    },
+    #[error("invalid device proof: {0}")]
+    BadDeviceProof(String),
+    #[error("the device proof is not signed by the DeviceID key registered for device {0}")]
+    DeviceProofWrongKey(DeviceId),
+    #[error("the device proof names {field} '{got}', but this transaction needs '{want}'")]
+    DeviceProofMismatch {
+        field: &'static str,
+        want: String,
+        got: String,
+    },
 }
 
 impl TxError {
@@ -157,6 +175,11 @@ impl TxError {
             TxError::StaleNonce { .. } => "stale_nonce",
             TxError::WrongNonce => "wrong_nonce",
             TxError::LimitReached { .. } => "limit_reached",
+            TxError::Firmware(e) => e.code(),
+            TxError::EvidenceMismatch { .. } => "evidence_mismatch",
+            TxError::BadDeviceProof(_) => "bad_device_proof",
+            TxError::DeviceProofWrongKey(_) => "device_proof_wrong_key",
+            TxError::DeviceProofMismatch { .. } => "device_proof_mismatch",
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod device;
 pub mod error;
+pub mod firmware;
 pub mod model;
 pub mod smt;
 pub mod store;

@@ -12,22 +12,20 @@ use chipledger_types::genesis::Policy;
 use chipledger_types::keys::{KeyId, PublicKey};
 use chipledger_types::limits::{MAX_DEVICE_HISTORY, MAX_MODEL_RANGES};
 use chipledger_types::tx::{GovAction, Role, TxHash};
+use chipledger_types::validator_record::decode_names;
 
 use crate::error::TxError;
 use crate::store::StateRead;
 
 pub const KEY_POLICY: &[u8] = b"policy";
 pub const KEY_ORG_INDEX: &[u8] = b"index/orgs";
-pub const KEY_VALIDATOR_INDEX: &[u8] = b"index/validators";
+pub use chipledger_types::validator_record::{KEY_VALIDATOR_INDEX, NameList, ValidatorRecord, validator_key};
 
 pub fn org_key(name: &str) -> Vec<u8> {
     [b"org/".as_slice(), name.as_bytes()].concat()
 }
 pub fn seq_key(name: &str) -> Vec<u8> {
     [b"seq/".as_slice(), name.as_bytes()].concat()
-}
-pub fn validator_key(name: &str) -> Vec<u8> {
-    [b"validator/".as_slice(), name.as_bytes()].concat()
 }
 pub fn proposal_key(id: &TxHash) -> Vec<u8> {
     [b"proposal/".as_slice(), hex::encode(id.0).as_bytes()].concat()
@@ -59,27 +57,6 @@ pub struct OrgRecord {
 impl OrgRecord {
     pub fn key(&self, id: &KeyId) -> Option<&KeyEntry> {
         self.keys.iter().find(|k| k.key.id() == *id)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidatorRecord {
-    pub name: String,
-    pub org: String,
-    pub index: u32,
-    pub consensus_key: [u8; 32],
-    /// Checkpoint-cosigning keys with the height each takes effect at, oldest first.
-    pub note_keys: Vec<(PublicKey, u64)>,
-}
-
-impl ValidatorRecord {
-    /// The cosigning key in force at `height`.
-    pub fn note_key_at(&self, height: u64) -> Option<&PublicKey> {
-        self.note_keys
-            .iter()
-            .rev()
-            .find(|(_, from)| *from <= height)
-            .map(|(k, _)| k)
     }
 }
 
@@ -150,52 +127,6 @@ impl Decode for OrgRecord {
     }
 }
 
-struct NoteKey((PublicKey, u64));
-impl Encode for NoteKey {
-    fn encode(&self, e: &mut Encoder) {
-        e.array(2);
-        self.0.0.encode(e);
-        e.uint(self.0.1);
-    }
-}
-impl Decode for NoteKey {
-    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        d.array_of(2)?;
-        let v = NoteKey((PublicKey::decode(d)?, d.uint()?));
-        d.end();
-        Ok(v)
-    }
-}
-
-impl Encode for ValidatorRecord {
-    fn encode(&self, e: &mut Encoder) {
-        e.array(5)
-            .text(&self.name)
-            .text(&self.org)
-            .uint(self.index as u64)
-            .bytes(&self.consensus_key);
-        e.array(self.note_keys.len());
-        for nk in &self.note_keys {
-            NoteKey(*nk).encode(e);
-        }
-    }
-}
-impl Decode for ValidatorRecord {
-    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        d.array_of(5)?;
-        let (name, org, index, consensus_key) = (d.string()?, d.string()?, d.u32()?, d.fixed()?);
-        let note_keys = decode_list::<NoteKey>(d, 1024)?.into_iter().map(|n| n.0).collect();
-        d.end();
-        Ok(ValidatorRecord {
-            name,
-            org,
-            index,
-            consensus_key,
-            note_keys,
-        })
-    }
-}
-
 impl Encode for ProposalRecord {
     fn encode(&self, e: &mut Encoder) {
         e.array(6);
@@ -226,33 +157,6 @@ impl Decode for ProposalRecord {
             approvals,
             executed_height,
         })
-    }
-}
-
-fn decode_names(d: &mut Decoder<'_>) -> Result<Vec<String>, DecodeError> {
-    let n = d.array()?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(d.string()?);
-    }
-    d.end();
-    Ok(out)
-}
-
-/// A list of names (the org and validator indexes).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NameList(pub Vec<String>);
-impl Encode for NameList {
-    fn encode(&self, e: &mut Encoder) {
-        e.array(self.0.len());
-        for n in &self.0 {
-            e.text(n);
-        }
-    }
-}
-impl Decode for NameList {
-    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        decode_names(d).map(NameList)
     }
 }
 
@@ -430,13 +334,16 @@ pub enum HistoryKind {
     Revoked = 3,
 }
 
-/// One entry of a device's history: `(height, kind, from, to)`.
+/// One entry of a device's history: `(height, kind, from, to, device_proof)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
     pub height: u64,
     pub kind: HistoryKind,
     pub from: String,
     pub to: String,
+    /// The device itself proved its presence (a transfer accepted with a valid proof signed by
+    /// its DeviceID key). Always false for other kinds.
+    pub device_proof: bool,
 }
 
 /// A list of identifiers (a CA or device index), bounded by the state limits.
@@ -627,16 +534,17 @@ impl Decode for DeviceRecord {
 
 impl Encode for HistoryEntry {
     fn encode(&self, e: &mut Encoder) {
-        e.array(4)
+        e.array(5)
             .uint(self.height)
             .uint(self.kind as u64)
             .text(&self.from)
-            .text(&self.to);
+            .text(&self.to)
+            .bool(self.device_proof);
     }
 }
 impl Decode for HistoryEntry {
     fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        d.array_of(4)?;
+        d.array_of(5)?;
         let height = d.uint()?;
         let kind = match d.uint()? {
             1 => HistoryKind::Registered,
@@ -654,6 +562,7 @@ impl Decode for HistoryEntry {
             kind,
             from: d.string()?,
             to: d.string()?,
+            device_proof: d.bool()?,
         };
         d.end();
         Ok(entry)

@@ -5,15 +5,14 @@
 //! Hashes: empty subtree = 32 zero bytes; leaf = SHA-256(0x00 ‖ key_hash ‖ value_hash);
 //! branch = SHA-256(0x01 ‖ left ‖ right). A subtree holding exactly one leaf is that leaf, at
 //! whatever depth, so the root is independent of insertion order and a proof is short.
+//!
+//! Proof *verification* (and the hash functions) live in `chipledger_types::state_proof`, the
+//! one definition a device, a client and this tree share; they are re-exported here.
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
-pub type Hash = [u8; 32];
-
-/// Root of the empty map.
-pub const EMPTY_ROOT: Hash = [0u8; 32];
+use chipledger_types::state_proof::key_bit as bit;
+pub use chipledger_types::state_proof::{EMPTY_ROOT, Hash, ProofError, SmtProof, branch_hash, leaf_hash, verify};
 
 #[derive(Debug)]
 enum Node {
@@ -47,24 +46,6 @@ fn leaf(key: Hash, value: Hash) -> Arc<Node> {
     })
 }
 
-/// Hash of a leaf (key hash, value hash).
-pub fn leaf_hash(key: &Hash, value: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(key);
-    h.update(value);
-    h.finalize().into()
-}
-
-/// Hash of a branch.
-pub fn branch_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([1u8]);
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
-}
-
 fn branch(left: Arc<Node>, right: Arc<Node>) -> Arc<Node> {
     // Canonical form: a branch whose only non-empty child is a leaf collapses to that leaf.
     match (&*left, &*right) {
@@ -76,11 +57,6 @@ fn branch(left: Arc<Node>, right: Arc<Node>) -> Arc<Node> {
             Arc::new(Node::Branch { left, right, hash })
         }
     }
-}
-
-/// Bit `depth` of `key`, most significant first: false = left, true = right.
-fn bit(key: &Hash, depth: usize) -> bool {
-    (key[depth / 8] >> (7 - depth % 8)) & 1 == 1
 }
 
 /// A version of the map. Cloning is O(1); updates copy only the touched path.
@@ -97,16 +73,6 @@ impl Default for Smt {
             len: 0,
         }
     }
-}
-
-/// Proof that a key has a given value hash, or no value, under a root.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SmtProof {
-    /// Sibling hashes from the root downwards.
-    pub siblings: Vec<Hash>,
-    /// The leaf met at the end of the path, if any (it may be another key's leaf, proving
-    /// absence of the queried key).
-    pub leaf: Option<(Hash, Hash)>,
 }
 
 impl Smt {
@@ -253,55 +219,10 @@ fn remove(node: &Arc<Node>, key: &Hash, depth: usize) -> (Arc<Node>, i64) {
     }
 }
 
-/// Why a state proof was rejected.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProofError {
-    #[error("proof has {0} siblings, more than the 256 a path can have")]
-    TooLong(usize),
-    #[error("the proof's leaf is not on the queried key's path")]
-    LeafOffPath,
-    #[error("the proof does not lead to the expected root")]
-    RootMismatch,
-}
-
-/// Check that under `root`, `key_hash` maps to `value_hash` (None: is absent).
-pub fn verify(root: &Hash, key_hash: &Hash, value_hash: Option<&Hash>, proof: &SmtProof) -> Result<(), ProofError> {
-    let depth = proof.siblings.len();
-    if depth > 256 {
-        return Err(ProofError::TooLong(depth));
-    }
-    let terminal = match (&proof.leaf, value_hash) {
-        (Some((k, v)), Some(want)) if k == key_hash && v == want => leaf_hash(k, v),
-        (Some((k, _)), _) if k == key_hash => return Err(ProofError::RootMismatch),
-        (Some((k, v)), None) => {
-            // Another key's leaf proves absence only if it sits on our path prefix.
-            if (0..depth).any(|i| bit(k, i) != bit(key_hash, i)) {
-                return Err(ProofError::LeafOffPath);
-            }
-            leaf_hash(k, v)
-        }
-        (None, None) => EMPTY_ROOT,
-        _ => return Err(ProofError::RootMismatch),
-    };
-    let mut acc = terminal;
-    for (i, sib) in proof.siblings.iter().enumerate().rev() {
-        acc = if bit(key_hash, i) {
-            branch_hash(sib, &acc)
-        } else {
-            branch_hash(&acc, sib)
-        };
-    }
-    if &acc == root {
-        Ok(())
-    } else {
-        Err(ProofError::RootMismatch)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn h(i: u64) -> Hash {
         Sha256::digest(i.to_be_bytes()).into()

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use crate::smt::Smt;
 
 /// Pending writes: `None` deletes the key. Ordered, so applying them is deterministic.
@@ -43,13 +41,7 @@ pub fn update_smt(smt: &mut Smt, writes: &WriteSet) {
     }
 }
 
-pub fn key_hash(key: &[u8]) -> [u8; 32] {
-    Sha256::digest(key).into()
-}
-
-pub fn value_hash(value: &[u8]) -> [u8; 32] {
-    Sha256::digest(value).into()
-}
+pub use chipledger_types::state_proof::{key_hash, value_hash};
 
 /// Apply `writes` to an in-memory map (tests, simulation, genesis).
 pub fn apply_writes(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, writes: &WriteSet) {

@@ -1,13 +1,16 @@
 //! Chip identity rules (issue 3): manufacturer CA governance, registration, two-step transfer,
-//! attestation and revocation. Every rejection gets its typed error and leaves the state
-//! unchanged; certificates and evidence are made with the device SDK.
+//! attestation (with its `ueid` / `hwmodel` cross-check), the device's proof of presence on
+//! accept, and revocation. Every rejection gets its typed error and leaves the state unchanged;
+//! certificates, evidence and proofs are made with the device SDK.
 
 use std::collections::BTreeMap;
 
 use chipledger_device::cert::{
     CertRequest, CertValidity, DiceTcbInfo, Fwid, issue_alias_cert, issue_ca_cert, issue_deviceid_cert,
 };
+use chipledger_device::dice::{Algorithm, KeyPair, PRIVATE_KEY_SEED_SIZE};
 use chipledger_device::eat::{EatClaims, Measurement, OemId, SwVersion, sign_eat};
+use chipledger_device::ledger::{AcceptTransferProof, hwmodel_of, ueid_of};
 use chipledger_state::device::{ATTEST_NONCE_WINDOW_BLOCKS, attest_nonce, ca_id_of, device_id_of};
 use chipledger_state::model::*;
 use chipledger_state::store::{WriteSet, apply_writes};
@@ -128,8 +131,9 @@ impl World {
         err
     }
 
-    /// Propose by `city`, approve by `audit` (threshold 2): the action executes.
-    fn govern(&mut self, action: GovAction) {
+    /// Propose by `city`, approve by `audit` (threshold 2): the action executes. Returns the
+    /// approval's events.
+    fn govern(&mut self, action: GovAction) -> Vec<Event> {
         let p = self.tx("city", Payload::Propose(action));
         self.apply(&p).unwrap();
         let ev = self.ok(
@@ -139,6 +143,7 @@ impl World {
             },
         );
         assert!(ev.iter().any(|e| matches!(e, Event::ProposalExecuted { .. })));
+        ev
     }
 
     fn device(&self, id: &DeviceId) -> DeviceRecord {
@@ -193,6 +198,7 @@ fn cert_for<'a>(key: &'a SigningKey, id: &'a [u8], tcb: &'a DiceTcbInfo) -> Cert
 /// A software chip: DeviceID key and certificate (endorsed by `ca`), one Alias layer.
 struct Chip {
     id: DeviceId,
+    dev_key: SigningKey,
     deviceid_der: Vec<u8>,
     alias_key: SigningKey,
     alias_der: Vec<u8>,
@@ -208,18 +214,20 @@ fn chip(ca: &Ca, seed: u8) -> Chip {
     let alias_der = issue_alias_cert(&dev_key, &deviceid_der, &cert_for(&alias_key, &alias_id.0, &alias_tcb)).unwrap();
     Chip {
         id,
+        dev_key,
         deviceid_der,
         alias_key,
         alias_der,
     }
 }
 
-fn evidence(key: &SigningKey, nonce: &[u8]) -> Vec<u8> {
-    let claims = EatClaims {
+/// The claims of device `id`, registered as hardware model `model`, answering `nonce`.
+fn claims(id: &DeviceId, model: u32, nonce: &[u8]) -> EatClaims {
+    EatClaims {
         nonce: nonce.to_vec(),
-        ueid: vec![1; 17],
+        ueid: ueid_of(&id.0).to_vec(),
         oemid: OemId::Pen(12345),
-        hwmodel: b"lamp".to_vec(),
+        hwmodel: hwmodel_of(model).to_vec(),
         swname: "lamp-fw".into(),
         swversion: SwVersion {
             version: "2.1.0".into(),
@@ -229,8 +237,11 @@ fn evidence(key: &SigningKey, nonce: &[u8]) -> Vec<u8> {
             content_format: 42,
             value: vec![0xab; 32],
         }],
-    };
-    sign_eat(&claims, key).unwrap()
+    }
+}
+
+fn evidence(key: &SigningKey, claims: &EatClaims) -> Vec<u8> {
+    sign_eat(claims, key).unwrap()
 }
 
 fn grant(models: &[(u32, u32)], ca: &Ca, org: &str) -> GovAction {
@@ -260,21 +271,56 @@ fn with_device() -> (World, Ca, Chip) {
     (w, ca, c)
 }
 
+/// The device's current challenge at `nonce_height`.
+fn nonce(w: &World, c: &Chip, nonce_height: u64) -> [u8; 40] {
+    attest_nonce("test", &c.id, &w.device(&c.id).challenge_seed, nonce_height)
+}
+
+/// Good evidence answering the challenge at `nonce_height`.
 fn attest(w: &World, c: &Chip, nonce_height: u64) -> Payload {
-    let seed = w.device(&c.id).challenge_seed;
-    let nonce = attest_nonce("test", &c.id, &seed, nonce_height);
+    let claims = claims(&c.id, w.device(&c.id).model, &nonce(w, c, nonce_height));
+    attest_with(c, &claims)
+}
+
+fn attest_with(c: &Chip, claims: &EatClaims) -> Payload {
     Payload::Attest(Attest {
         device: c.id,
         alias_cert_der: c.alias_der.clone(),
-        eat: evidence(&c.alias_key, &nonce),
+        eat: evidence(&c.alias_key, claims),
     })
+}
+
+/// `AcceptTransfer` of `c` carrying `proof` signed by `key`.
+fn accept_signed<'k>(
+    c: &Chip,
+    key: impl Into<chipledger_device::key::DeviceSigner<'k>>,
+    proof: AcceptTransferProof,
+) -> Payload {
+    Payload::AcceptTransfer(AcceptTransfer {
+        device: c.id,
+        device_proof: Some(proof.sign(key).unwrap()),
+    })
+}
+
+/// `AcceptTransfer` by `to` with the chip's proof over the challenge at `nonce_height`.
+fn accept_proven(w: &World, c: &Chip, to: &str, nonce_height: u64) -> Payload {
+    let proof = AcceptTransferProof {
+        device_id: c.id.0,
+        to_org: to.into(),
+        nonce: nonce(w, c, nonce_height).to_vec(),
+    };
+    accept_signed(c, &c.dev_key, proof)
 }
 
 #[test]
 fn manufacturer_ca_governance() {
     let mut w = world();
     let ca1 = ca(1);
-    w.govern(grant(&[(100, 199)], &ca1, "maker"));
+    let ev = w.govern(grant(&[(100, 199)], &ca1, "maker"));
+    assert!(ev.contains(&Event::ManufacturerCaAdded {
+        ca: ca1.id,
+        org: "maker".into()
+    }));
     let rec = get_ca(&w.state, &ca1.id).unwrap().unwrap();
     assert_eq!((rec.org.as_str(), rec.revoked.clone()), ("maker", None));
     assert_eq!(org_ca_ids(&w.state, "maker").unwrap(), vec![ca1.id]);
@@ -310,7 +356,12 @@ fn manufacturer_ca_governance() {
             reason: "key leaked".into(),
         })
     };
-    w.govern(revoke(ca1.id));
+    let ev = w.govern(revoke(ca1.id));
+    assert!(ev.contains(&Event::ManufacturerCaRevoked {
+        ca: ca1.id,
+        org: "maker".into(),
+        reason: "key leaked".into()
+    }));
     let rec = get_ca(&w.state, &ca1.id)
         .unwrap()
         .expect("revoked CAs are never deleted");
@@ -393,7 +444,10 @@ fn transfer_is_two_step_and_kept_in_history() {
             to_org: to.into(),
         })
     };
-    let accept = Payload::AcceptTransfer(AcceptTransfer { device: c.id });
+    let accept = Payload::AcceptTransfer(AcceptTransfer {
+        device: c.id,
+        device_proof: None,
+    });
     assert!(matches!(
         w.reject("buyer", offer("buyer")),
         TxError::NotAuthorized { .. }
@@ -406,6 +460,7 @@ fn transfer_is_two_step_and_kept_in_history() {
     assert!(matches!(w.reject("city", offer("city")), TxError::Invalid(_)));
     let unknown = Payload::AcceptTransfer(AcceptTransfer {
         device: DeviceId([9; 20]),
+        device_proof: None,
     });
     assert!(matches!(w.reject("buyer", unknown), TxError::UnknownDevice(_)));
 
@@ -419,15 +474,18 @@ fn transfer_is_two_step_and_kept_in_history() {
     ));
 
     let ev = w.ok("buyer", accept.clone());
-    assert!(matches!(&ev[0], Event::TransferAccepted { from, to, .. } if from == "city" && to == "buyer"));
+    assert!(
+        matches!(&ev[0], Event::TransferAccepted { from, to, device_proof: false, .. }
+        if from == "city" && to == "buyer")
+    );
     assert_eq!(w.device(&c.id).owner, "buyer");
     assert!(devices_by_owner(&w.state, "city").unwrap().is_empty());
     assert_eq!(devices_by_owner(&w.state, "buyer").unwrap(), vec![c.id]);
     let h = device_history(&w.state, &c.id).unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!(
-        (h[1].kind, h[1].from.as_str(), h[1].to.as_str()),
-        (HistoryKind::Transferred, "city", "buyer")
+        (h[1].kind, h[1].from.as_str(), h[1].to.as_str(), h[1].device_proof),
+        (HistoryKind::Transferred, "city", "buyer", false)
     );
     assert!(matches!(w.reject("buyer", accept), TxError::NoTransferOffer { .. }));
 }
@@ -457,8 +515,7 @@ fn attestation_verifies_chain_signature_and_fresh_nonce() {
     // Evidence signed by a key other than the certified Alias key.
     let mut wrong_key = attest(&w, &c, w.height);
     if let Payload::Attest(a) = &mut wrong_key {
-        let nonce = attest_nonce("test", &c.id, &w.device(&c.id).challenge_seed, w.height);
-        a.eat = evidence(&p256_key(99), &nonce);
+        a.eat = evidence(&p256_key(99), &claims(&c.id, 150, &nonce(&w, &c, w.height)));
     }
     assert!(matches!(w.reject("city", wrong_key), TxError::BadEvidence(_)));
     // An Alias certificate from another device's DeviceID key.
@@ -555,4 +612,208 @@ fn device_payloads_round_trip_and_reject_truncation() {
             assert!(SignedTx::from_bytes(&bytes[..cut]).is_err());
         }
     }
+}
+
+#[test]
+fn evidence_must_name_the_registered_device() {
+    let (mut w, ca1, c) = with_device();
+    let fresh = nonce(&w, &c, w.height - 1);
+    let other = chip(&ca1, 20);
+    let cases: [(EatClaims, &str, Vec<u8>, Vec<u8>); 3] = [
+        // Another device's ueid.
+        (
+            claims(&other.id, 150, &fresh),
+            "ueid",
+            ueid_of(&c.id.0).to_vec(),
+            ueid_of(&other.id.0).to_vec(),
+        ),
+        // Another model number than the registration's 150.
+        (
+            claims(&c.id, 151, &fresh),
+            "hwmodel",
+            hwmodel_of(150).to_vec(),
+            hwmodel_of(151).to_vec(),
+        ),
+        // A model name instead of the registered number.
+        (
+            EatClaims {
+                hwmodel: b"lamp".to_vec(),
+                ..claims(&c.id, 150, &fresh)
+            },
+            "hwmodel",
+            vec![0, 0, 0, 150],
+            b"lamp".to_vec(),
+        ),
+    ];
+    for (bad, want_claim, want_bytes, got_bytes) in cases {
+        let err = w.reject("city", attest_with(&c, &bad));
+        assert_eq!(
+            err,
+            TxError::EvidenceMismatch {
+                claim: want_claim,
+                want: hex::encode(want_bytes),
+                got: hex::encode(got_bytes),
+            }
+        );
+        assert_eq!(err.code(), "evidence_mismatch");
+    }
+    assert!(w.device(&c.id).attestation.is_none());
+    w.ok("city", attest_with(&c, &claims(&c.id, 150, &fresh)));
+    assert!(w.device(&c.id).attestation.is_some());
+}
+
+#[test]
+fn accept_with_a_device_proof_and_its_rejections() {
+    let (mut w, ca1, c) = with_device();
+    // Made before the offer: the offer moved the challenge on.
+    let before_offer = accept_proven(&w, &c, "buyer", w.height - 1);
+    w.ok(
+        "city",
+        Payload::OfferTransfer(OfferTransfer {
+            device: c.id,
+            to_org: "buyer".into(),
+        }),
+    );
+    assert_eq!(w.reject("buyer", before_offer), TxError::WrongNonce);
+
+    let fresh = nonce(&w, &c, w.height - 1);
+    let proof = |device_id: DeviceId, to: &str| AcceptTransferProof {
+        device_id: device_id.0,
+        to_org: to.into(),
+        nonce: fresh.to_vec(),
+    };
+    // Signed by another P-256 key, and by an Ed25519 key.
+    let other_key = accept_signed(&c, &p256_key(99), proof(c.id, "buyer"));
+    assert_eq!(w.reject("buyer", other_key), TxError::DeviceProofWrongKey(c.id));
+    let ed = KeyPair::from_seed(Algorithm::Ed25519, &[7; PRIVATE_KEY_SEED_SIZE]).unwrap();
+    let ed_key = accept_signed(&c, &ed, proof(c.id, "buyer"));
+    assert_eq!(w.reject("buyer", ed_key), TxError::DeviceProofWrongKey(c.id));
+    // The Alias key is not the DeviceID key either.
+    let alias = accept_signed(&c, &c.alias_key, proof(c.id, "buyer"));
+    assert_eq!(w.reject("buyer", alias), TxError::DeviceProofWrongKey(c.id));
+    // A proof the device made for another organisation.
+    let for_audit = accept_signed(&c, &c.dev_key, proof(c.id, "audit"));
+    assert_eq!(
+        w.reject("buyer", for_audit),
+        TxError::DeviceProofMismatch {
+            field: "to_org",
+            want: "buyer".into(),
+            got: "audit".into()
+        }
+    );
+    // A proof naming another device.
+    let other = chip(&ca1, 21);
+    let for_other = accept_signed(&c, &c.dev_key, proof(other.id, "buyer"));
+    assert!(matches!(
+        w.reject("buyer", for_other),
+        TxError::DeviceProofMismatch { field: "device", .. }
+    ));
+    // Not a COSE_Sign1 at all.
+    let garbage = Payload::AcceptTransfer(AcceptTransfer {
+        device: c.id,
+        device_proof: Some(vec![0xd2, 0x84, 0x40]),
+    });
+    assert!(matches!(w.reject("buyer", garbage), TxError::BadDeviceProof(_)));
+    // A proof whose nonce has left the window.
+    let stale = accept_proven(&w, &c, "buyer", w.height - 1);
+    w.height += ATTEST_NONCE_WINDOW_BLOCKS + 1;
+    assert!(matches!(w.reject("buyer", stale), TxError::StaleNonce { .. }));
+
+    let ev = w.ok("buyer", accept_proven(&w, &c, "buyer", w.height - 1));
+    assert_eq!(
+        ev,
+        vec![Event::TransferAccepted {
+            device: c.id,
+            from: "city".into(),
+            to: "buyer".into(),
+            device_proof: true,
+        }]
+    );
+    assert_eq!(w.device(&c.id).owner, "buyer");
+    let last = device_history(&w.state, &c.id).unwrap().pop().unwrap();
+    assert_eq!((last.kind, last.device_proof), (HistoryKind::Transferred, true));
+}
+
+#[test]
+fn a_device_under_a_revoked_ca_cannot_prove_presence() {
+    let (mut w, ca1, c) = with_device();
+    w.ok(
+        "city",
+        Payload::OfferTransfer(OfferTransfer {
+            device: c.id,
+            to_org: "buyer".into(),
+        }),
+    );
+    w.govern(GovAction::RevokeManufacturerCa(RevokeManufacturerCa {
+        ca: ca1.id,
+        reason: "compromised".into(),
+    }));
+    let proven = accept_proven(&w, &c, "buyer", w.height - 1);
+    assert_eq!(w.reject("buyer", proven), TxError::CaRevoked(ca1.id));
+}
+
+/// An Ed25519 chip (a `SoftChip` with Ed25519 DICE keys) endorsed by a P-256 CA: registered
+/// under the open-dice ID of its raw 32-byte DeviceID key and attested with EdDSA evidence;
+/// evidence by another key, or ES256 evidence against its Ed25519 Alias key, is refused.
+#[test]
+fn ed25519_device_registers_and_attests_with_eddsa_evidence() {
+    use chipledger_device::chip::{Chip as _, Firmware, SoftChip};
+    use chipledger_device::key::{DeviceKeyAlg, DevicePublicKey};
+
+    let mut w = world();
+    let ca1 = ca(1);
+    w.govern(grant(&[(100, 199)], &ca1, "maker"));
+    let mut chip = SoftChip::with_alg([42; 32], DeviceKeyAlg::Ed25519, "maker", "lamp").unwrap();
+    let request = chip.deviceid_request();
+    let deviceid_der = issue_deviceid_cert(&ca1.key, &ca1.der, &request.cert_request()).unwrap();
+    chip.install_deviceid_cert(&ca1.der, &deviceid_der).unwrap();
+
+    let id = DeviceId(chip.device_id());
+    let DevicePublicKey::Ed25519(raw) = chip.deviceid_public_key() else {
+        panic!("an Ed25519 chip has an Ed25519 DeviceID key")
+    };
+    assert_eq!(id.0, chipledger_device::dice::derive_id(raw.as_bytes()).unwrap());
+    assert_eq!(device_id_of(chip.deviceid_public_key()), id);
+    let register = Payload::RegisterDevice(RegisterDevice {
+        ca: ca1.id,
+        deviceid_cert_der: deviceid_der,
+        model: 150,
+        owner: "city".into(),
+    });
+    let ev = w.ok("maker", register);
+    assert!(ev.contains(&Event::DeviceRegistered {
+        device: id,
+        owner: "city".into()
+    }));
+
+    let firmware = Firmware {
+        name: "lamp-fw",
+        version: "2.1.0",
+        svn: 1,
+        image: b"ed25519 lamp firmware",
+    };
+    let layer = chip.boot(&firmware).unwrap();
+    let challenge = attest_nonce("test", &id, &w.device(&id).challenge_seed, w.height - 1);
+    let good_claims = claims(&id, 150, &challenge);
+    let attest = |eat: Vec<u8>| {
+        Payload::Attest(Attest {
+            device: id,
+            alias_cert_der: layer.alias_cert_der.clone(),
+            eat,
+        })
+    };
+    // ES256 evidence against the Ed25519 Alias key, and EdDSA evidence by an uncertified key.
+    let es256 = sign_eat(&good_claims, &p256_key(99)).unwrap();
+    match w.reject("audit", attest(es256)) {
+        TxError::BadEvidence(why) => assert!(why.contains("Ed25519"), "{why}"),
+        other => panic!("expected BadEvidence, got {other:?}"),
+    }
+    let stranger = KeyPair::from_seed(Algorithm::Ed25519, &[99; PRIVATE_KEY_SEED_SIZE]).unwrap();
+    let forged = sign_eat(&good_claims, &stranger).unwrap();
+    assert!(matches!(w.reject("audit", attest(forged)), TxError::BadEvidence(_)));
+
+    w.ok("audit", attest(chip.sign_eat(&good_claims).unwrap()));
+    let a = w.device(&id).attestation.expect("attestation recorded");
+    assert_eq!((a.swname.as_str(), a.swversion.as_str()), ("lamp-fw", "2.1.0"));
+    assert_eq!(a.alias_fwid_sha256, layer.measurement.to_vec());
 }

@@ -1,5 +1,6 @@
 //! Canonical CBOR (RFC 8949 §4.2.1 core deterministic encoding) for the subset chipledger's own
-//! wire formats use: unsigned integers, byte strings, text strings, arrays, booleans and null.
+//! wire formats use: integers (negative ones only where a standard needs them, e.g. COSE
+//! algorithm ids), byte strings, text strings, arrays, booleans and null.
 //!
 //! Structures are encoded as definite-length arrays (positional fields), so map key ordering
 //! never arises. The decoder is strict: it rejects non-shortest heads, indefinite lengths, tags,
@@ -81,6 +82,7 @@ pub enum DecodeError {
 }
 
 const MAJOR_UINT: u8 = 0;
+const MAJOR_NINT: u8 = 1;
 const MAJOR_BYTES: u8 = 2;
 const MAJOR_TEXT: u8 = 3;
 const MAJOR_ARRAY: u8 = 4;
@@ -121,6 +123,15 @@ impl Encoder {
     }
     pub fn uint(&mut self, value: u64) -> &mut Self {
         self.head(MAJOR_UINT, value);
+        self
+    }
+    /// A signed integer: major type 0 when non-negative, 1 (`-1 - n`) when negative.
+    pub fn int(&mut self, value: i64) -> &mut Self {
+        if value >= 0 {
+            self.head(MAJOR_UINT, value as u64);
+        } else {
+            self.head(MAJOR_NINT, (-1 - value) as u64);
+        }
         self
     }
     pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
@@ -269,6 +280,25 @@ impl<'a> Decoder<'a> {
             what: "u32",
             why: "value too large",
         })
+    }
+
+    /// A signed integer (major type 0 or 1) within the 64-bit signed range.
+    pub fn int(&mut self) -> Result<i64, DecodeError> {
+        let at = self.pos;
+        let (major, value) = self.head()?;
+        let value = i64::try_from(value).map_err(|_| DecodeError::Invalid {
+            what: "integer",
+            why: "outside the 64-bit signed range",
+        })?;
+        match major {
+            MAJOR_UINT => Ok(value),
+            MAJOR_NINT => Ok(-1 - value),
+            found => Err(DecodeError::UnexpectedType {
+                at,
+                expected: "integer",
+                found,
+            }),
+        }
     }
 
     fn string_len(&mut self, major: u8, expected: &'static str) -> Result<usize, DecodeError> {
@@ -450,6 +480,27 @@ mod tests {
             let mut d = Decoder::new(&bytes, Limits::TX).unwrap();
             assert_eq!(d.uint().unwrap(), *v);
         }
+    }
+
+    #[test]
+    fn rfc8949_appendix_a_negative_integers() {
+        // Examples from RFC 8949 Appendix A (-16 is COSE's SHA-256 algorithm id).
+        let cases: &[(i64, &str)] = &[(-1, "20"), (-10, "29"), (-16, "2f"), (-100, "3863"), (-1000, "3903e7")];
+        for (v, h) in cases {
+            let mut e = Encoder::new();
+            e.int(*v);
+            assert_eq!(hex::encode(e.into_bytes()), *h, "encode {v}");
+            let bytes = hex::decode(h).unwrap();
+            assert_eq!(Decoder::new(&bytes, Limits::TX).unwrap().int().unwrap(), *v);
+        }
+        // -2^64 is valid CBOR but outside i64; a non-shortest head is rejected as always.
+        let big = hex::decode("3bffffffffffffffff").unwrap();
+        assert!(Decoder::new(&big, Limits::TX).unwrap().int().is_err());
+        let long = hex::decode("380f").unwrap();
+        assert!(matches!(
+            Decoder::new(&long, Limits::TX).unwrap().int(),
+            Err(DecodeError::NonCanonical(0))
+        ));
     }
 
     #[test]

@@ -272,21 +272,32 @@ impl Fields for OfferTransfer {
     }
 }
 
-/// The organisation a device was offered to accepts it and becomes its owner.
+/// The organisation a device was offered to accepts it and becomes its owner. It may carry the
+/// device's own proof of presence: a COSE_Sign1 by the registered DeviceID key over the device
+/// id, the accepting organisation and the device's current ledger challenge (the device SDK's
+/// `ledger::AcceptTransferProof`); CBOR `null` when absent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcceptTransfer {
     pub device: DeviceId,
+    pub device_proof: Option<Vec<u8>>,
 }
 
 impl Fields for AcceptTransfer {
-    const ARITY: usize = 1;
+    const ARITY: usize = 2;
     fn encode_fields(&self, e: &mut Encoder) {
         self.device.encode(e);
+        match &self.device_proof {
+            Some(proof) => e.bytes(proof),
+            None => e.null(),
+        };
     }
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        Ok(AcceptTransfer {
-            device: DeviceId::decode(d)?,
-        })
+        let device = DeviceId::decode(d)?;
+        let device_proof = match d.null()? {
+            true => None,
+            false => Some(decode_blob(d, "device proof", MAX_DEVICE_PROOF_BYTES)?),
+        };
+        Ok(AcceptTransfer { device, device_proof })
     }
 }
 
@@ -370,6 +381,24 @@ mod tests {
         want.extend([2u8; 20]);
         want.push(0x03);
         assert_eq!(round_trip(revoke), want);
+        // [6, h'01…01', null]: an accept without a device proof.
+        let accept = Payload::AcceptTransfer(AcceptTransfer {
+            device: DeviceId([1; 20]),
+            device_proof: None,
+        });
+        let mut want = alloc::vec![0x83, 0x06, 0x54];
+        want.extend([1u8; 20]);
+        want.push(0xf6);
+        assert_eq!(round_trip(accept), want);
+        // [6, h'01…01', h'd2 84']: with one (the proof bytes are opaque here).
+        let proven = Payload::AcceptTransfer(AcceptTransfer {
+            device: DeviceId([1; 20]),
+            device_proof: Some(alloc::vec![0xd2, 0x84]),
+        });
+        let mut want = alloc::vec![0x83, 0x06, 0x54];
+        want.extend([1u8; 20]);
+        want.extend([0x42, 0xd2, 0x84]);
+        assert_eq!(round_trip(proven), want);
         // [1, [6, "maker", h'3000', [[1, 9]]]]
         let grant = Payload::Propose(GovAction::AddManufacturerCa(AddManufacturerCa {
             org: "maker".into(),
@@ -391,7 +420,14 @@ mod tests {
             model: 7,
             owner: "city".into(),
         }));
-        round_trip(Payload::AcceptTransfer(AcceptTransfer { device }));
+        round_trip(Payload::AcceptTransfer(AcceptTransfer {
+            device,
+            device_proof: None,
+        }));
+        round_trip(Payload::AcceptTransfer(AcceptTransfer {
+            device,
+            device_proof: Some(alloc::vec![7; 300]),
+        }));
         round_trip(Payload::Attest(Attest {
             device,
             alias_cert_der: alloc::vec![1; 30],
@@ -430,5 +466,16 @@ mod tests {
             eat: alloc::vec![1],
         });
         assert!(matches!(decode(&p.to_cbor()), Err(DecodeError::TooLong { .. })));
+        // An oversized or empty device proof, and the old one-field form of AcceptTransfer.
+        for proof in [alloc::vec![0; MAX_DEVICE_PROOF_BYTES + 1], alloc::vec![]] {
+            let p = Payload::AcceptTransfer(AcceptTransfer {
+                device: DeviceId([3; 20]),
+                device_proof: Some(proof),
+            });
+            assert!(matches!(decode(&p.to_cbor()), Err(DecodeError::TooLong { .. })));
+        }
+        let mut one_field = alloc::vec![0x82, 0x06, 0x54];
+        one_field.extend([1u8; 20]);
+        assert!(decode(&one_field).is_err());
     }
 }

@@ -28,6 +28,9 @@ pub const MAX_CHAIN_ID_BYTES: usize = 64;
 pub const MAX_CERT_DER_BYTES: usize = 4096;
 /// Largest EAT (COSE_Sign1) carried in an `Attest` transaction, in bytes (`eat::MAX_EAT_BYTES`).
 pub const MAX_EAT_BYTES: usize = 4096;
+/// Largest device proof of presence (COSE_Sign1 by the DeviceID key) an `AcceptTransfer` may
+/// carry, in bytes.
+pub const MAX_DEVICE_PROOF_BYTES: usize = 1024;
 /// Most hardware-model (product-ID) ranges one manufacturer CA grant may list.
 pub const MAX_MODEL_RANGES: usize = 16;
 /// Most manufacturer CAs (active and revoked) one organisation may have registered.
@@ -36,3 +39,37 @@ pub const MAX_CAS_PER_ORG: usize = 16;
 pub const MAX_DEVICES_PER_OWNER: usize = 4096;
 /// Most entries in one device's history (registration, transfers, attestations, revocation).
 pub const MAX_DEVICE_HISTORY: usize = 1024;
+
+// ---- Firmware provenance (issue 4) ---------------------------------------------------------
+
+/// Largest SUIT envelope (RFC 9124) carried in a `PublishRelease`, in bytes. Images are never
+/// in transactions; an envelope is a manifest and its authentication wrapper.
+pub const MAX_SUIT_ENVELOPE_BYTES: usize = 16 * 1024;
+/// Longest semantic version string (`2.1.0-rc.1+build.5`), in bytes.
+pub const MAX_SEMVER_BYTES: usize = 64;
+/// Longest CVE identifier (`CVE-2024-123456`), in bytes.
+pub const MAX_CVE_ID_BYTES: usize = 32;
+/// Most hardware models one release (or one rollout) may name.
+pub const MAX_RELEASE_MODELS: usize = 16;
+/// Most CVE ids one release may say it fixes.
+pub const MAX_RELEASE_FIXES: usize = 64;
+/// Most firmware-signing keys (active and revoked) one publisher may have registered.
+pub const MAX_FIRMWARE_KEYS_PER_ORG: usize = 16;
+/// Most releases one publisher may publish (the per-publisher index is one bounded record).
+pub const MAX_RELEASES_PER_PUBLISHER: usize = 1024;
+/// Most releases listed for one hardware model.
+pub const MAX_RELEASES_PER_MODEL: usize = 1024;
+/// Most certification entries kept for one release.
+pub const MAX_CERT_HISTORY: usize = 64;
+/// Most releases one CVE record may list as affected.
+pub const MAX_VULN_AFFECTED: usize = 256;
+/// Most reports merged into one CVE record.
+pub const MAX_VULN_REPORTS: usize = 64;
+/// Most CVEs listed against one release.
+pub const MAX_CVES_PER_RELEASE: usize = 256;
+/// Most organisations a fleet policy may name as rollout approvers.
+pub const MAX_FLEET_APPROVERS: usize = 16;
+/// Most rollouts one owner may create (the per-owner index is one bounded record).
+pub const MAX_ROLLOUTS_PER_OWNER: usize = 1024;
+/// Most entries in one device's firmware update history.
+pub const MAX_DEVICE_UPDATE_HISTORY: usize = 256;

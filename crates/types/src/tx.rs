@@ -14,6 +14,10 @@ use crate::device_tx::{
     AcceptTransfer, AddManufacturerCa, Attest, Fields, OfferTransfer, RegisterDevice, RevokeDevice,
     RevokeManufacturerCa, encode_tagged,
 };
+use crate::firmware_tx::{
+    ApproveRollout, AttestInstall, Certify, ControlRollout, CreateRollout, PublishRelease, RegisterFirmwareKey,
+    RejectRollout, ReportProgress, ReportVulnerability, RevokeFirmwareKey, SetFleetPolicy, WithdrawRelease,
+};
 use crate::keys::{KeyId, PublicKey, Signature, SigningKey, TAG_TX_V1};
 use crate::limits::*;
 
@@ -336,6 +340,32 @@ pub enum Payload {
     Attest(Attest),
     /// A device's owner or manufacturer revokes it.
     RevokeDevice(RevokeDevice),
+    /// A publisher registers a firmware-signing key (issue 4).
+    RegisterFirmwareKey(RegisterFirmwareKey),
+    /// A publisher revokes one of its firmware-signing keys.
+    RevokeFirmwareKey(RevokeFirmwareKey),
+    /// A publisher publishes a SUIT-signed release.
+    PublishRelease(PublishRelease),
+    /// A publisher withdraws one of its releases.
+    WithdrawRelease(WithdrawRelease),
+    /// An auditor certifies (or provisionally certifies, or revokes certification of) a release.
+    Certify(Certify),
+    /// A publisher or auditor reports releases affected by a CVE.
+    ReportVulnerability(ReportVulnerability),
+    /// An owner sets a fleet's rollout approval policy.
+    SetFleetPolicy(SetFleetPolicy),
+    /// A fleet owner creates a rollout of a release.
+    CreateRollout(CreateRollout),
+    /// A fleet policy approver approves a rollout.
+    ApproveRollout(ApproveRollout),
+    /// A fleet policy approver rejects a rollout.
+    RejectRollout(RejectRollout),
+    /// A fleet owner starts, pauses, resumes or cancels a rollout.
+    ControlRollout(ControlRollout),
+    /// A fleet owner reports a device's LwM2M update progress.
+    ReportProgress(ReportProgress),
+    /// A device's evidence that it runs a rollout's release.
+    AttestInstall(AttestInstall),
 }
 
 const PAYLOAD_PROPOSE: u64 = 1;
@@ -346,6 +376,19 @@ const PAYLOAD_OFFER_TRANSFER: u64 = 5;
 const PAYLOAD_ACCEPT_TRANSFER: u64 = 6;
 const PAYLOAD_ATTEST: u64 = 7;
 const PAYLOAD_REVOKE_DEVICE: u64 = 8;
+const PAYLOAD_REGISTER_FIRMWARE_KEY: u64 = 20;
+const PAYLOAD_REVOKE_FIRMWARE_KEY: u64 = 21;
+const PAYLOAD_PUBLISH_RELEASE: u64 = 22;
+const PAYLOAD_WITHDRAW_RELEASE: u64 = 23;
+const PAYLOAD_CERTIFY: u64 = 24;
+const PAYLOAD_REPORT_VULNERABILITY: u64 = 25;
+const PAYLOAD_SET_FLEET_POLICY: u64 = 26;
+const PAYLOAD_CREATE_ROLLOUT: u64 = 27;
+const PAYLOAD_APPROVE_ROLLOUT: u64 = 28;
+const PAYLOAD_REJECT_ROLLOUT: u64 = 29;
+const PAYLOAD_CONTROL_ROLLOUT: u64 = 30;
+const PAYLOAD_REPORT_PROGRESS: u64 = 31;
+const PAYLOAD_ATTEST_INSTALL: u64 = 32;
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
@@ -358,6 +401,19 @@ impl Payload {
             Payload::AcceptTransfer(_) => "accept-transfer",
             Payload::Attest(_) => "attest",
             Payload::RevokeDevice(_) => "revoke-device",
+            Payload::RegisterFirmwareKey(_) => "register-firmware-key",
+            Payload::RevokeFirmwareKey(_) => "revoke-firmware-key",
+            Payload::PublishRelease(_) => "publish-release",
+            Payload::WithdrawRelease(_) => "withdraw-release",
+            Payload::Certify(_) => "certify",
+            Payload::ReportVulnerability(_) => "report-vulnerability",
+            Payload::SetFleetPolicy(_) => "set-fleet-policy",
+            Payload::CreateRollout(_) => "create-rollout",
+            Payload::ApproveRollout(_) => "approve-rollout",
+            Payload::RejectRollout(_) => "reject-rollout",
+            Payload::ControlRollout(_) => "control-rollout",
+            Payload::ReportProgress(_) => "report-progress",
+            Payload::AttestInstall(_) => "attest-install",
         }
     }
 }
@@ -380,6 +436,19 @@ impl Encode for Payload {
             Payload::AcceptTransfer(p) => encode_tagged(e, PAYLOAD_ACCEPT_TRANSFER, p),
             Payload::Attest(p) => encode_tagged(e, PAYLOAD_ATTEST, p),
             Payload::RevokeDevice(p) => encode_tagged(e, PAYLOAD_REVOKE_DEVICE, p),
+            Payload::RegisterFirmwareKey(p) => encode_tagged(e, PAYLOAD_REGISTER_FIRMWARE_KEY, p),
+            Payload::RevokeFirmwareKey(p) => encode_tagged(e, PAYLOAD_REVOKE_FIRMWARE_KEY, p),
+            Payload::PublishRelease(p) => encode_tagged(e, PAYLOAD_PUBLISH_RELEASE, p),
+            Payload::WithdrawRelease(p) => encode_tagged(e, PAYLOAD_WITHDRAW_RELEASE, p),
+            Payload::Certify(p) => encode_tagged(e, PAYLOAD_CERTIFY, p),
+            Payload::ReportVulnerability(p) => encode_tagged(e, PAYLOAD_REPORT_VULNERABILITY, p),
+            Payload::SetFleetPolicy(p) => encode_tagged(e, PAYLOAD_SET_FLEET_POLICY, p),
+            Payload::CreateRollout(p) => encode_tagged(e, PAYLOAD_CREATE_ROLLOUT, p),
+            Payload::ApproveRollout(p) => encode_tagged(e, PAYLOAD_APPROVE_ROLLOUT, p),
+            Payload::RejectRollout(p) => encode_tagged(e, PAYLOAD_REJECT_ROLLOUT, p),
+            Payload::ControlRollout(p) => encode_tagged(e, PAYLOAD_CONTROL_ROLLOUT, p),
+            Payload::ReportProgress(p) => encode_tagged(e, PAYLOAD_REPORT_PROGRESS, p),
+            Payload::AttestInstall(p) => encode_tagged(e, PAYLOAD_ATTEST_INSTALL, p),
         }
     }
 }
@@ -418,6 +487,19 @@ impl Decode for Payload {
             PAYLOAD_ACCEPT_TRANSFER => fields(d, Payload::AcceptTransfer)?,
             PAYLOAD_ATTEST => fields(d, Payload::Attest)?,
             PAYLOAD_REVOKE_DEVICE => fields(d, Payload::RevokeDevice)?,
+            PAYLOAD_REGISTER_FIRMWARE_KEY => fields(d, Payload::RegisterFirmwareKey)?,
+            PAYLOAD_REVOKE_FIRMWARE_KEY => fields(d, Payload::RevokeFirmwareKey)?,
+            PAYLOAD_PUBLISH_RELEASE => fields(d, Payload::PublishRelease)?,
+            PAYLOAD_WITHDRAW_RELEASE => fields(d, Payload::WithdrawRelease)?,
+            PAYLOAD_CERTIFY => fields(d, Payload::Certify)?,
+            PAYLOAD_REPORT_VULNERABILITY => fields(d, Payload::ReportVulnerability)?,
+            PAYLOAD_SET_FLEET_POLICY => fields(d, Payload::SetFleetPolicy)?,
+            PAYLOAD_CREATE_ROLLOUT => fields(d, Payload::CreateRollout)?,
+            PAYLOAD_APPROVE_ROLLOUT => fields(d, Payload::ApproveRollout)?,
+            PAYLOAD_REJECT_ROLLOUT => fields(d, Payload::RejectRollout)?,
+            PAYLOAD_CONTROL_ROLLOUT => fields(d, Payload::ControlRollout)?,
+            PAYLOAD_REPORT_PROGRESS => fields(d, Payload::ReportProgress)?,
+            PAYLOAD_ATTEST_INSTALL => fields(d, Payload::AttestInstall)?,
             value => return Err(DecodeError::UnknownVariant { what: "payload", value }),
         };
         if n != arity {

@@ -172,7 +172,7 @@ pub fn provision_fleet(net: &LocalNet, client: &Client) -> Result<()> {
             bail!("registration {hash}: {}", s.reason.unwrap_or_default());
         }
     }
-    let owned = client.devices(FLEET_OWNER, 0, 1)?.total;
+    let owned = client.devices(FLEET_OWNER, 1)?.total;
     println!(
         "  fleet ready: '{FLEET_OWNER}' owns {owned} devices ({:.1}s); chips in {}, CAs in {}",
         start.elapsed().as_secs_f64(),
