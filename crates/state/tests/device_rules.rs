@@ -3,7 +3,7 @@
 //! accept, and revocation. Every rejection gets its typed error and leaves the state unchanged;
 //! certificates, evidence and proofs are made with the device SDK.
 
-use std::collections::BTreeMap;
+mod support;
 
 use chipledger_device::cert::{
     CertRequest, CertValidity, DiceTcbInfo, Fwid, issue_alias_cert, issue_ca_cert, issue_deviceid_cert,
@@ -13,23 +13,15 @@ use chipledger_device::eat::{EatClaims, Measurement, OemId, SwVersion, sign_eat}
 use chipledger_device::ledger::{AcceptTransferProof, hwmodel_of, ueid_of};
 use chipledger_state::device::{ATTEST_NONCE_WINDOW_BLOCKS, attest_nonce, ca_id_of, device_id_of};
 use chipledger_state::model::*;
-use chipledger_state::store::{WriteSet, apply_writes};
-use chipledger_state::{BlockContext, Event, TxError, VerifyAll, apply_tx, genesis_writes};
+use chipledger_state::{Event, TxError};
 use chipledger_types::cbor::Encode;
 use chipledger_types::device_tx::*;
-use chipledger_types::genesis::{Genesis, Policy, ValidatorSpec};
-use chipledger_types::keys::SigningKey as OrgKey;
-use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, SignedTx, TxBody, TxHash};
+use chipledger_types::tx::{GovAction, Payload, Role, SignedTx, TxHash};
 use p256::ecdsa::SigningKey;
+use support::World;
 
 /// 2027-01-15, well inside the DICE default validity.
 const T0_MS: u64 = 1_800_000_000_000;
-
-struct World {
-    state: BTreeMap<Vec<u8>, Vec<u8>>,
-    keys: BTreeMap<String, OrgKey>,
-    height: u64,
-}
 
 const ORGS: [(&str, Role); 5] = [
     ("maker", Role::Manufacturer),
@@ -39,83 +31,11 @@ const ORGS: [(&str, Role); 5] = [
     ("audit", Role::Auditor),
 ];
 
-fn org_key(i: usize) -> OrgKey {
-    OrgKey::ed25519_from_seed(&[i as u8 + 1; 32])
-}
-
 fn world() -> World {
-    let orgs = ORGS
-        .iter()
-        .enumerate()
-        .map(|(i, (n, r))| OrgSpec {
-            name: n.to_string(),
-            roles: vec![*r],
-            keys: vec![org_key(i).public_key()],
-        })
-        .collect();
-    let validators = ORGS
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| ValidatorSpec {
-            name: format!("v-{n}"),
-            org: n.to_string(),
-            consensus_key: [i as u8 + 50; 32],
-            note_key: OrgKey::ed25519_from_seed(&[i as u8 + 100; 32]).public_key(),
-            p2p_address: format!("127.0.0.1:{}", 9000 + i),
-            api_url: format!("http://127.0.0.1:{}", 7070 + i),
-        })
-        .collect();
-    let g = Genesis {
-        chain_id: "test".into(),
-        timestamp_ms: T0_MS,
-        orgs,
-        validators,
-        policy: Policy {
-            governance_threshold: 2,
-            proposal_ttl_blocks: 100,
-        },
-    };
-    g.validate().unwrap();
-    let mut state = BTreeMap::new();
-    apply_writes(&mut state, &genesis_writes(&g));
-    let keys = ORGS
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| (n.to_string(), org_key(i)))
-        .collect();
-    World { state, keys, height: 1 }
+    World::new(&ORGS, 2, T0_MS)
 }
 
 impl World {
-    fn tx(&self, org: &str, payload: Payload) -> Vec<u8> {
-        let k = &self.keys[org];
-        let body = TxBody {
-            chain_id: "test".into(),
-            org: org.into(),
-            key_id: k.public_key().id(),
-            seq: get_seq(&self.state, org).unwrap() + 1,
-            expiry_height: self.height + 10,
-            payload,
-        };
-        SignedTx::sign(body, k).to_cbor()
-    }
-
-    fn apply(&mut self, bytes: &[u8]) -> Result<Vec<Event>, TxError> {
-        let ctx = BlockContext {
-            chain_id: "test",
-            height: self.height,
-            timestamp_ms: T0_MS + 1000 * self.height,
-        };
-        let mut writes = WriteSet::new();
-        let r = apply_tx(&self.state, &mut writes, &ctx, &VerifyAll, bytes);
-        if r.is_err() {
-            assert!(writes.is_empty(), "a rejected transaction wrote state");
-        }
-        apply_writes(&mut self.state, &writes);
-        self.height += 1;
-        r
-    }
-
     fn ok(&mut self, org: &str, payload: Payload) -> Vec<Event> {
         let t = self.tx(org, payload);
         self.apply(&t).expect("should apply")

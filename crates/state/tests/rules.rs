@@ -1,107 +1,33 @@
 //! Rule tests: every bad-input class gets its typed error and leaves the state unchanged;
 //! governance proposals execute exactly at the threshold.
 
-use std::collections::BTreeMap;
+mod support;
 
 use chipledger_state::model::*;
 use chipledger_state::smt::Smt;
-use chipledger_state::store::{WriteSet, apply_writes, update_smt};
-use chipledger_state::{BlockContext, Event, TxError, VerifyAll, apply_tx, genesis_writes};
+use chipledger_state::store::{WriteSet, update_smt};
+use chipledger_state::{Event, TxError};
 use chipledger_types::cbor::{DecodeError, Encode};
-use chipledger_types::genesis::{Genesis, Policy, ValidatorSpec};
 use chipledger_types::keys::{SigningKey, TAG_TX_V1};
-use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, SignedTx, TxBody, TxHash};
+use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, SignedTx, TxHash};
+use support::World;
 
-struct World {
-    state: BTreeMap<Vec<u8>, Vec<u8>>,
-    keys: BTreeMap<String, SigningKey>,
-    height: u64,
-}
+const ORGS: [(&str, Role); 4] = [
+    ("maker", Role::Manufacturer),
+    ("city", Role::Owner),
+    ("vendor", Role::Publisher),
+    ("audit", Role::Auditor),
+];
 
 fn key(i: u8) -> SigningKey {
     SigningKey::ed25519_from_seed(&[i; 32])
 }
 
 fn world() -> World {
-    let names = ["maker", "city", "vendor", "audit"];
-    let orgs = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| OrgSpec {
-            name: n.to_string(),
-            roles: vec![Role::ALL[i]],
-            keys: vec![key(i as u8 + 1).public_key()],
-        })
-        .collect();
-    let validators = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| ValidatorSpec {
-            name: format!("v-{n}"),
-            org: n.to_string(),
-            consensus_key: [i as u8 + 50; 32],
-            note_key: key(i as u8 + 100).public_key(),
-            p2p_address: format!("127.0.0.1:{}", 9000 + i),
-            api_url: format!("http://127.0.0.1:{}", 7070 + i),
-        })
-        .collect();
-    let g = Genesis {
-        chain_id: "test".into(),
-        timestamp_ms: 0,
-        orgs,
-        validators,
-        policy: Policy {
-            governance_threshold: 3,
-            proposal_ttl_blocks: 100,
-        },
-    };
-    g.validate().unwrap();
-    let mut state = BTreeMap::new();
-    apply_writes(&mut state, &genesis_writes(&g));
-    let keys = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.to_string(), key(i as u8 + 1)))
-        .collect();
-    World { state, keys, height: 1 }
+    World::new(&ORGS, 3, 0)
 }
 
 impl World {
-    /// A transaction with the organisation's next sequence number.
-    fn tx(&mut self, org: &str, payload: Payload) -> Vec<u8> {
-        let seq = get_seq(&self.state, org).unwrap() + 1;
-        self.tx_seq(org, seq, payload)
-    }
-
-    fn tx_seq(&self, org: &str, seq: u64, payload: Payload) -> Vec<u8> {
-        let k = &self.keys[org];
-        let body = TxBody {
-            chain_id: "test".into(),
-            org: org.into(),
-            key_id: k.public_key().id(),
-            seq,
-            expiry_height: self.height + 10,
-            payload,
-        };
-        SignedTx::sign(body, k).to_cbor()
-    }
-
-    fn apply(&mut self, bytes: &[u8]) -> Result<Vec<Event>, TxError> {
-        let ctx = BlockContext {
-            chain_id: "test",
-            height: self.height,
-            timestamp_ms: 1000 * self.height,
-        };
-        let mut writes = WriteSet::new();
-        let r = apply_tx(&self.state, &mut writes, &ctx, &VerifyAll, bytes);
-        if r.is_err() {
-            assert!(writes.is_empty(), "a rejected transaction wrote state");
-        }
-        apply_writes(&mut self.state, &writes);
-        self.height += 1;
-        r
-    }
-
     fn root(&self) -> [u8; 32] {
         let mut smt = Smt::default();
         let all: WriteSet = self.state.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
