@@ -422,6 +422,29 @@ pub trait Decode: Sized {
     }
 }
 
+/// `Display` (lower-case hex) and the CBOR byte-string codec for a newtype over `[u8; N]`:
+/// the identifiers of devices, CAs, releases and keys.
+macro_rules! fixed_bytes_id {
+    ($t:ident) => {
+        impl core::fmt::Display for $t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+        impl $crate::cbor::Encode for $t {
+            fn encode(&self, e: &mut $crate::cbor::Encoder) {
+                e.bytes(&self.0);
+            }
+        }
+        impl $crate::cbor::Decode for $t {
+            fn decode(d: &mut $crate::cbor::Decoder<'_>) -> Result<Self, $crate::cbor::DecodeError> {
+                d.fixed().map($t)
+            }
+        }
+    };
+}
+pub(crate) use fixed_bytes_id;
+
 /// Encode a list of values as an array.
 pub fn encode_list<T: Encode>(e: &mut Encoder, items: &[T]) {
     e.array(items.len());

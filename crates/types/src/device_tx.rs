@@ -27,27 +27,8 @@ pub struct DeviceId(pub [u8; ID_BYTES]);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CaId(pub [u8; ID_BYTES]);
 
-macro_rules! id_codec {
-    ($t:ident) => {
-        impl core::fmt::Display for $t {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str(&hex::encode(self.0))
-            }
-        }
-        impl Encode for $t {
-            fn encode(&self, e: &mut Encoder) {
-                e.bytes(&self.0);
-            }
-        }
-        impl Decode for $t {
-            fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-                d.fixed().map($t)
-            }
-        }
-    };
-}
-id_codec!(DeviceId);
-id_codec!(CaId);
+crate::cbor::fixed_bytes_id!(DeviceId);
+crate::cbor::fixed_bytes_id!(CaId);
 
 /// An inclusive range of hardware model numbers (product IDs) a manufacturer may register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

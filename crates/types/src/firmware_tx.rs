@@ -42,27 +42,8 @@ pub struct ReleaseId(pub [u8; 32]);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FirmwareKeyId(pub [u8; 20]);
 
-macro_rules! bytes_id {
-    ($t:ident) => {
-        impl core::fmt::Display for $t {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str(&hex::encode(self.0))
-            }
-        }
-        impl Encode for $t {
-            fn encode(&self, e: &mut Encoder) {
-                e.bytes(&self.0);
-            }
-        }
-        impl Decode for $t {
-            fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-                d.fixed().map($t)
-            }
-        }
-    };
-}
-bytes_id!(ReleaseId);
-bytes_id!(FirmwareKeyId);
+crate::cbor::fixed_bytes_id!(ReleaseId);
+crate::cbor::fixed_bytes_id!(FirmwareKeyId);
 
 /// A small enum encoded as an unsigned integer: `ALL`, `name()`, and the codec.
 macro_rules! uint_enum {
