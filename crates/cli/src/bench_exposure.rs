@@ -242,8 +242,10 @@ pub fn exposure(devices: usize, json_out: bool) -> Result<()> {
         println!("{:<24} {:>10.3}", "budget", EXPOSURE_BUDGET_MS);
         println!("{:<24} {:>10.3}", "index build (one block)", index_build_ms);
     }
+    // Over budget is a figure to report (`within_budget`), not a failure: timings depend on the
+    // machine's load, and tests must not time anything. A wrong answer is a failure (above).
     if p99 > EXPOSURE_BUDGET_MS {
-        bail!("p99 {p99:.3} ms is over the {EXPOSURE_BUDGET_MS} ms budget");
+        eprintln!("note: p99 {p99:.3} ms is over the {EXPOSURE_BUDGET_MS} ms budget");
     }
     Ok(())
 }

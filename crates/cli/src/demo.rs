@@ -1,11 +1,13 @@
 //! `chipledger demo`: four validators as separate processes on loopback, a few governance
-//! transactions so the log is not empty, a simulated device fleet (`fleet`), then running until
-//! Ctrl-C or SIGTERM.
+//! transactions so the log is not empty, a simulated device fleet (`fleet`), a firmware rollout
+//! over it (`chipledger_cli::fleet_rollout`: publish → certify → two approvals → device agents
+//! update with injected failures → CVE exposure), then running until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use chipledger_cli::fleet_rollout::{FleetDevice, RolloutPlan, print_summary, run_rollout};
 use chipledger_node::config::KeyFile;
 use chipledger_types::keys::SigningKey;
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, TxHash};
@@ -25,6 +27,10 @@ pub struct DemoArgs {
     /// API ports are P..P+3 and p2p ports P+100..P+103.
     #[arg(long, default_value_t = 7070)]
     pub base_port: u16,
+    /// Seed choosing which devices fail during the firmware rollout (random when absent;
+    /// printed, so a run can be replayed).
+    #[arg(long)]
+    pub rollout_seed: Option<u64>,
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
@@ -51,7 +57,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         println!("submitting governance transactions …");
         seed_transactions(&net, &client)?;
         println!("provisioning the device fleet …");
-        fleet::provision_fleet(&net, &client)?;
+        let devices = fleet::provision_fleet(&net, &client)?;
+        println!("firmware rollout over the fleet …");
+        firmware_rollout(&net, devices, a.rollout_seed)?;
     }
     println!(
         "\nthe network is running. Try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.",
@@ -75,6 +83,25 @@ pub fn run(a: DemoArgs) -> Result<()> {
     println!("stopping validators …");
     net.stop_all();
     println!("stopped; data kept in {}", a.dir.display());
+    Ok(())
+}
+
+/// The firmware rollout (`chipledger_cli::fleet_rollout`): publish 1.0.0 and 1.1.0, certify,
+/// two-organisation approval, ~120 device agents with injected failures, CVE exposure.
+fn firmware_rollout(net: &LocalNet, devices: Vec<FleetDevice>, seed: Option<u64>) -> Result<()> {
+    let seed = seed.unwrap_or_else(|| {
+        let mut b = [0u8; 8];
+        rand::fill(&mut b);
+        u64::from_be_bytes(b) % 1_000_000
+    });
+    let plan = RolloutPlan::demo(fleet::fleet_models(), seed);
+    let mut out = |line: &str| println!("{line}");
+    let summary = run_rollout(net, devices, &plan, &mut out)?;
+    print_summary(&summary, &plan, &mut out);
+    println!(
+        "  try: chipledger firmware exposure {} --api {}\n       chipledger firmware status --rollout {} --api {}",
+        plan.cve, net.apis[0], summary.rollout, net.apis[0]
+    );
     Ok(())
 }
 

@@ -200,6 +200,10 @@ pub struct PublishArgs {
     /// Where devices fetch the image (SUIT `uri` parameter).
     #[arg(long)]
     pub uri: Option<String>,
+    /// Another node API to upload the image to (repeatable): each node's blob store serves
+    /// devices on its own, so a device can download from any of them.
+    #[arg(long = "mirror", value_name = "URL")]
+    pub mirrors: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -695,13 +699,16 @@ fn publish(p: &PublishArgs) -> Result<()> {
     let client = Client::new(&p.signer.api)?;
     let org_key = KeyFile::read(&p.signer.org_key)?;
     let s = submit_typed(&client, &p.signer.org, &org_key, payload)?;
-    let uploaded = upload_image(&client, &image)?;
+    let mut apis = vec![p.signer.api.clone()];
+    apis.extend(p.mirrors.iter().cloned());
+    let stored = upload_image_to_all(&apis, &image)?;
+    let uploaded = stored > 0;
     let digest = hex::encode(Sha256::digest(&image));
     if p.signer.json {
         println!(
             "{}",
             serde_json::json!({ "tx": s.hash, "height": s.height, "status": s.status, "release": id.to_string(),
-                "image_digest": digest, "image_uploaded": uploaded })
+                "image_digest": digest, "image_uploaded": uploaded, "image_stored_on": stored })
         );
     } else {
         println!(
@@ -712,31 +719,51 @@ fn publish(p: &PublishArgs) -> Result<()> {
             s.height.unwrap_or_default(),
             s.hash,
             if uploaded {
-                "uploaded to the node's blob store"
+                format!("stored by {stored} of {} node blob store(s)", apis.len())
             } else {
-                "not uploaded (the node keeps no blob store)"
+                "not uploaded (no node keeps a blob store)".to_string()
             }
         );
     }
     Ok(())
 }
 
-/// PUT the image to the node's blob store; `false` when the node keeps none.
-fn upload_image(client: &Client, image: &[u8]) -> Result<bool> {
-    let url = format!("{}/v1/blobs", client.base());
-    let resp = reqwest::blocking::Client::builder()
+/// PUT the image to the blob store of the node at `api`; `false` when the node keeps none.
+/// A node that does not know the release yet (HTTP 404: not final there) is retried for
+/// [`RETRY_FINAL`].
+pub fn upload_image(api: &str, image: &[u8]) -> Result<bool> {
+    let url = format!("{}/v1/blobs", api.trim_end_matches('/'));
+    let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
-        .build()?
-        .put(&url)
-        .header("content-type", "application/octet-stream")
-        .body(image.to_vec())
-        .send()
-        .with_context(|| format!("cannot reach {url}"))?;
-    match resp.status().as_u16() {
-        200..=299 => Ok(true),
-        503 | 405 => Ok(false),
-        code => bail!("uploading the image: HTTP {code}: {}", resp.text().unwrap_or_default()),
+        .build()?;
+    let start = Instant::now();
+    loop {
+        let resp = http
+            .put(&url)
+            .header("content-type", "application/octet-stream")
+            .body(image.to_vec())
+            .send()
+            .with_context(|| format!("cannot reach {url}"))?;
+        match resp.status().as_u16() {
+            200..=299 => return Ok(true),
+            503 | 405 => return Ok(false),
+            404 if start.elapsed() < RETRY_FINAL => std::thread::sleep(Duration::from_millis(200)),
+            code => bail!(
+                "uploading the image to {url}: HTTP {code}: {}",
+                resp.text().unwrap_or_default()
+            ),
+        }
     }
+}
+
+/// Upload the image to every node in `apis` (each serves devices on its own); how many keep
+/// a blob store and stored it.
+pub fn upload_image_to_all(apis: &[String], image: &[u8]) -> Result<usize> {
+    let mut stored = 0;
+    for api in apis {
+        stored += usize::from(upload_image(api, image)?);
+    }
+    Ok(stored)
 }
 
 fn rollout(c: RolloutCommand) -> Result<()> {

@@ -5,6 +5,9 @@
 pub mod client;
 pub mod device_cmd;
 pub mod firmware_cmd;
+pub mod firmware_trust;
 pub mod fleet_cmd;
+pub mod fleet_rollout;
 pub mod net;
 pub mod txcmd;
+pub mod update_agent;

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_exposure;
 mod bench_identity;
+mod cose_cmd;
 mod demo;
 mod dice_cmd;
 mod merkle_cmd;
@@ -65,6 +66,8 @@ enum Command {
     Dice(dice_cmd::DiceArgs),
     /// SUIT firmware manifests: verify and inspect an envelope, or build and sign one (offline).
     Suit(suit_cmd::SuitArgs),
+    /// COSE tools for auditors: verify a COSE_Sign1 (ES256 / EdDSA) with a PEM or JWK key (offline).
+    Cose(cose_cmd::CoseArgs),
     /// Verify checkpoints and proofs served by a node (or from files) yourself.
     Verify(verify::VerifyArgs),
     /// Benchmarks; each prints a table, or one JSON object with --json.
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Note(a) => note_cmd::run(a),
         Command::Dice(a) => dice_cmd::run(a),
         Command::Suit(a) => suit_cmd::run(a),
+        Command::Cose(a) => cose_cmd::run(a),
         Command::Verify(a) => verify::run(a),
         other => match dispatch(other) {
             Ok(()) => 0,
@@ -170,7 +174,12 @@ fn dispatch(command: Command) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())
         }
-        Command::Merkle(_) | Command::Note(_) | Command::Dice(_) | Command::Suit(_) | Command::Verify(_) => {
+        Command::Merkle(_)
+        | Command::Note(_)
+        | Command::Dice(_)
+        | Command::Suit(_)
+        | Command::Cose(_)
+        | Command::Verify(_) => {
             unreachable!("handled in main")
         }
     }

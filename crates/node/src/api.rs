@@ -257,7 +257,7 @@ async fn tx_status(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<
 }
 
 /// Inclusion proof for a leaf against the newest final checkpoint covering it, else the tip.
-fn proof_for(exec: &Executor, index: u64) -> ApiResult<InclusionProof> {
+pub(crate) fn proof_for(exec: &Executor, index: u64) -> ApiResult<InclusionProof> {
     let inner = exec.lock();
     let fin = inner.votes.latest_final.clone();
     let (size, root, checkpoint) = match fin.and_then(|(_, note)| parse_final(&note).map(|(s, r)| (s, r, note))) {
@@ -1261,6 +1261,7 @@ fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(device_challenge))
         .routes(routes!(cas))
         .merge(crate::api_firmware::routes())
+        .merge(crate::api_data::routes())
 }
 
 /// The OpenAPI 3.1 document of the API (served at `/openapi.json`).

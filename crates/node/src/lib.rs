@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod api_data;
 pub mod api_firmware;
 pub mod blob_store;
 pub mod checkpoints;

@@ -6,6 +6,7 @@ use chipledger_types::genesis::Genesis;
 use chipledger_types::keys::{PublicKey, SignatureError};
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, SignedTx, ThresholdKind, TxHash};
 
+use crate::data::{self, DataEvent};
 use crate::device;
 use crate::error::TxError;
 use crate::firmware::{self, FirmwareEvent};
@@ -42,6 +43,8 @@ impl SignatureCheck for VerifyAll {
 pub enum Event {
     /// A firmware flow (issue 4).
     Firmware(FirmwareEvent),
+    /// A data-at-source flow (issue 5).
+    Data(DataEvent),
     ProposalCreated {
         id: TxHash,
         action: &'static str,
@@ -159,6 +162,10 @@ pub fn apply_tx(
         | Payload::ControlRollout(_)
         | Payload::ReportProgress(_)
         | Payload::AttestInstall(_)) => firmware::apply(&mut st, ctx, &hash, &tx.body.org, p)?,
+        p @ (Payload::RegisterGateway(_)
+        | Payload::CommitBatch(_)
+        | Payload::ReportChainAnomaly(_)
+        | Payload::RequestRebirth(_)) => data::apply(&mut st, ctx, &hash, &tx.body.org, p)?,
     };
     let writes = st.writes;
     block_writes.extend(writes);

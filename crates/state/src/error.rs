@@ -114,6 +114,8 @@ pub enum TxError {
     LimitReached { what: &'static str, max: usize },
     #[error(transparent)]
     Firmware(#[from] crate::firmware::FirmwareError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     #[error("evidence claim {claim} is {got}, but the registered device needs {want}")]
     EvidenceMismatch {
         claim: &'static str,
@@ -176,6 +178,7 @@ impl TxError {
             TxError::WrongNonce => "wrong_nonce",
             TxError::LimitReached { .. } => "limit_reached",
             TxError::Firmware(e) => e.code(),
+            TxError::Data(e) => e.code(),
             TxError::EvidenceMismatch { .. } => "evidence_mismatch",
             TxError::BadDeviceProof(_) => "bad_device_proof",
             TxError::DeviceProofWrongKey(_) => "device_proof_wrong_key",

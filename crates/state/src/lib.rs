@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod firmware;

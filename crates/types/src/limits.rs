@@ -73,3 +73,30 @@ pub const MAX_FLEET_APPROVERS: usize = 16;
 pub const MAX_ROLLOUTS_PER_OWNER: usize = 1024;
 /// Most entries in one device's firmware update history.
 pub const MAX_DEVICE_UPDATE_HISTORY: usize = 256;
+
+// ---- Data at source (issue 5) --------------------------------------------------------------
+
+/// Largest signed record (the tagged COSE_Sign1 bytes a device publishes), in bytes.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+/// Largest record payload (a COSE_Encrypt0, or a COSE_Encrypt on the epoch-key stream), in bytes.
+pub const MAX_RECORD_PAYLOAD_BYTES: usize = 15 * 1024;
+/// Longest record stream name, in bytes (ASCII `[A-Za-z0-9._-]`).
+pub const MAX_STREAM_BYTES: usize = 64;
+/// Recent (seq, hash) pairs a chain checker remembers per device stream (duplicate vs fork).
+pub const CHAIN_WINDOW_RECORDS: usize = 64;
+/// Gaps (missing seq ranges) a chain checker remembers per device stream (out-of-order arrivals).
+pub const CHAIN_GAPS_TRACKED: usize = 16;
+/// Most records one `CommitBatch` may commit (the transaction carries only their Merkle root).
+pub const MAX_BATCH_RECORDS: usize = 65_536;
+/// Most device+stream chain heads one `CommitBatch` may carry (a gateway splits a batch that
+/// touches more chains; also bounded by the transaction decoder's array limit of 256).
+pub const MAX_BATCH_HEADS: usize = 256;
+/// Most streams one device may have chain heads for.
+pub const MAX_STREAMS_PER_DEVICE: usize = 64;
+/// Most evidence hashes one `ReportChainAnomaly` may carry.
+pub const MAX_ANOMALY_EVIDENCE: usize = 8;
+/// Most recent anomaly reports kept in a device's anomaly record (older ones stay in the log;
+/// the per-kind counters are never truncated).
+pub const MAX_DEVICE_ANOMALIES: usize = 64;
+/// Most gateways one operator organisation may register.
+pub const MAX_GATEWAYS_PER_ORG: usize = 256;

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
 use crate::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
+use crate::data_tx::{CommitBatch, RegisterGateway, ReportChainAnomaly, RequestRebirth};
 use crate::device_tx::{
     AcceptTransfer, AddManufacturerCa, Attest, Fields, OfferTransfer, RegisterDevice, RevokeDevice,
     RevokeManufacturerCa, encode_tagged,
@@ -366,6 +367,14 @@ pub enum Payload {
     ReportProgress(ReportProgress),
     /// A device's evidence that it runs a rollout's release.
     AttestInstall(AttestInstall),
+    /// An operator registers a gateway name (issue 5).
+    RegisterGateway(RegisterGateway),
+    /// A gateway commits a batch of device records: Merkle root and chain heads.
+    CommitBatch(CommitBatch),
+    /// A gateway reports a device record-chain anomaly.
+    ReportChainAnomaly(ReportChainAnomaly),
+    /// A gateway records a Sparkplug-style rebirth request.
+    RequestRebirth(RequestRebirth),
 }
 
 const PAYLOAD_PROPOSE: u64 = 1;
@@ -389,6 +398,10 @@ const PAYLOAD_REJECT_ROLLOUT: u64 = 29;
 const PAYLOAD_CONTROL_ROLLOUT: u64 = 30;
 const PAYLOAD_REPORT_PROGRESS: u64 = 31;
 const PAYLOAD_ATTEST_INSTALL: u64 = 32;
+const PAYLOAD_REGISTER_GATEWAY: u64 = 40;
+const PAYLOAD_COMMIT_BATCH: u64 = 41;
+const PAYLOAD_REPORT_CHAIN_ANOMALY: u64 = 42;
+const PAYLOAD_REQUEST_REBIRTH: u64 = 43;
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
@@ -414,6 +427,10 @@ impl Payload {
             Payload::ControlRollout(_) => "control-rollout",
             Payload::ReportProgress(_) => "report-progress",
             Payload::AttestInstall(_) => "attest-install",
+            Payload::RegisterGateway(_) => "register-gateway",
+            Payload::CommitBatch(_) => "commit-batch",
+            Payload::ReportChainAnomaly(_) => "report-chain-anomaly",
+            Payload::RequestRebirth(_) => "request-rebirth",
         }
     }
 }
@@ -449,6 +466,10 @@ impl Encode for Payload {
             Payload::ControlRollout(p) => encode_tagged(e, PAYLOAD_CONTROL_ROLLOUT, p),
             Payload::ReportProgress(p) => encode_tagged(e, PAYLOAD_REPORT_PROGRESS, p),
             Payload::AttestInstall(p) => encode_tagged(e, PAYLOAD_ATTEST_INSTALL, p),
+            Payload::RegisterGateway(p) => encode_tagged(e, PAYLOAD_REGISTER_GATEWAY, p),
+            Payload::CommitBatch(p) => encode_tagged(e, PAYLOAD_COMMIT_BATCH, p),
+            Payload::ReportChainAnomaly(p) => encode_tagged(e, PAYLOAD_REPORT_CHAIN_ANOMALY, p),
+            Payload::RequestRebirth(p) => encode_tagged(e, PAYLOAD_REQUEST_REBIRTH, p),
         }
     }
 }
@@ -500,6 +521,10 @@ impl Decode for Payload {
             PAYLOAD_CONTROL_ROLLOUT => fields(d, Payload::ControlRollout)?,
             PAYLOAD_REPORT_PROGRESS => fields(d, Payload::ReportProgress)?,
             PAYLOAD_ATTEST_INSTALL => fields(d, Payload::AttestInstall)?,
+            PAYLOAD_REGISTER_GATEWAY => fields(d, Payload::RegisterGateway)?,
+            PAYLOAD_COMMIT_BATCH => fields(d, Payload::CommitBatch)?,
+            PAYLOAD_REPORT_CHAIN_ANOMALY => fields(d, Payload::ReportChainAnomaly)?,
+            PAYLOAD_REQUEST_REBIRTH => fields(d, Payload::RequestRebirth)?,
             value => return Err(DecodeError::UnknownVariant { what: "payload", value }),
         };
         if n != arity {

@@ -1,12 +1,14 @@
 //! The demo's device fleet: a second manufacturer joins by governance, each manufacturer's CA
 //! is granted a model range by governance, then each provisions SoftChips registered to `city`,
-//! submitted in batches.
+//! submitted in batches. The chips stay in memory for the firmware rollout that follows
+//! (`chipledger_cli::fleet_rollout`) and are saved to `<dir>/chips`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chipledger_cli::client::Client;
 use chipledger_cli::device_cmd::{Ca, chip_device_id, provision_chip, register_payload, submit_final};
+use chipledger_cli::fleet_rollout::FleetDevice;
 use chipledger_cli::net::LocalNet;
 use chipledger_cli::txcmd::{build, wait_final};
 use chipledger_node::config::KeyFile;
@@ -114,17 +116,21 @@ fn grant_ca(net: &LocalNet, client: &Client, line: &Line) -> Result<Ca> {
     Ok(ca)
 }
 
-/// Provision and register one manufacturer's devices in one batch; returns the last tx hash.
-fn register_line(net: &LocalNet, client: &Client, line: &Line, ca: &Ca) -> Result<String> {
+/// Provision and register one manufacturer's devices in one batch; returns the last tx hash
+/// and the devices.
+fn register_line(net: &LocalNet, client: &Client, line: &Line, ca: &Ca) -> Result<(String, Vec<FleetDevice>)> {
     let key = org_key(net, line.org)?;
     let chips_dir = net.dir.join("chips");
     std::fs::create_dir_all(&chips_dir)?;
     let first_seq = client.org(line.org)?.last_seq + 1;
     let mut txs = Vec::with_capacity(DEVICES_PER_MANUFACTURER);
+    let mut devices = Vec::with_capacity(DEVICES_PER_MANUFACTURER);
     for i in 0..DEVICES_PER_MANUFACTURER {
         let chip = provision_chip(ca, line.org, line.model_name)?;
         chip.save(&chips_dir.join(format!("{}.chip", chip_device_id(&chip))))?;
-        let payload = register_payload(ca.id, &chip, line.model + (i % 2) as u32, FLEET_OWNER)?;
+        let model = line.model + (i % 2) as u32;
+        let payload = register_payload(ca.id, &chip, model, FLEET_OWNER)?;
+        devices.push(FleetDevice { chip, model });
         txs.push(build(
             client,
             line.org,
@@ -146,17 +152,24 @@ fn register_line(net: &LocalNet, client: &Client, line: &Line, ca: &Ca) -> Resul
             ),
         }
     }
-    last.context("empty batch")
+    Ok((last.context("empty batch")?, devices))
 }
 
-/// The whole fleet; prints progress and the time it took.
-pub fn provision_fleet(net: &LocalNet, client: &Client) -> Result<()> {
+/// The hardware models of the fleet's devices.
+pub fn fleet_models() -> Vec<u32> {
+    LINES.iter().flat_map(|l| [l.model, l.model + 1]).collect()
+}
+
+/// The whole fleet; prints progress and the time it took; returns the devices.
+pub fn provision_fleet(net: &LocalNet, client: &Client) -> Result<Vec<FleetDevice>> {
     let start = Instant::now();
     add_second_manufacturer(net, client)?;
     let mut pending = Vec::new();
+    let mut devices = Vec::new();
     for line in &LINES {
         let ca = grant_ca(net, client, line)?;
-        let last = register_line(net, client, line, &ca)?;
+        let (last, line_devices) = register_line(net, client, line, &ca)?;
+        devices.extend(line_devices);
         println!(
             "  '{}' submitted {DEVICES_PER_MANUFACTURER} {} devices (models {}, {})",
             line.org,
@@ -179,5 +192,5 @@ pub fn provision_fleet(net: &LocalNet, client: &Client) -> Result<()> {
         net.dir.join("chips").display(),
         net.dir.join("cas").display()
     );
-    Ok(())
+    Ok(devices)
 }
