@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of chipledger. The README's test command; .ci/run calls it.
-# Needs only a Rust toolchain (with rustfmt and clippy) and crates.io; installs nothing else yet
-# because the current tests need nothing else.
+# Needs a Rust toolchain (with rustfmt and clippy) and crates.io; installs what the tests need
+# beyond that (openapi-spec-validator, mosquitto) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,12 @@ spec="$(mktemp --suffix=.json)"
 cargo run --quiet --locked -p chipledger -- openapi > "$spec"
 python3 -m openapi_spec_validator "$spec"
 rm -f "$spec"
+
+step "test packages (mosquitto: the MQTT tests run the gateway against it too)"
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  apt-get update -qq && apt-get install -y -qq mosquitto
+fi
+export PATH="$PATH:/usr/sbin"
 
 step "tests"
 cargo test --workspace --locked

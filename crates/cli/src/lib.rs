@@ -9,5 +9,6 @@ pub mod firmware_trust;
 pub mod fleet_cmd;
 pub mod fleet_rollout;
 pub mod net;
+pub mod simulate;
 pub mod txcmd;
 pub mod update_agent;

@@ -72,6 +72,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Benchmarks; each prints a table, or one JSON object with --json.
     Bench(bench::BenchArgs),
+    /// Simulated device fleets: `fleet simulate` publishes signed, encrypted records over MQTT.
+    Fleet(chipledger_cli::simulate::FleetArgs),
     /// Print the validator API's OpenAPI 3.1 document (the same one nodes serve at /openapi.json).
     Openapi,
 }
@@ -170,6 +172,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Firmware(a) => firmware_cmd::run(a),
         Command::Status(a) => status::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Fleet(a) => chipledger_cli::simulate::run(a),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())
