@@ -8,6 +8,7 @@ pub mod firmware_cmd;
 pub mod firmware_trust;
 pub mod fleet_cmd;
 pub mod fleet_rollout;
+pub mod gateway_cmd;
 pub mod net;
 pub mod simulate;
 pub mod txcmd;

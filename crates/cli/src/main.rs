@@ -74,6 +74,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Simulated device fleets: `fleet simulate` publishes signed, encrypted records over MQTT.
     Fleet(chipledger_cli::simulate::FleetArgs),
+    /// Run a data gateway: MQTT in, verified durable records, `CommitBatch` transactions out.
+    Gateway(chipledger_cli::gateway_cmd::GatewayArgs),
     /// Print the validator API's OpenAPI 3.1 document (the same one nodes serve at /openapi.json).
     Openapi,
 }
@@ -173,6 +175,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Status(a) => status::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Fleet(a) => chipledger_cli::simulate::run(a),
+        Command::Gateway(a) => chipledger_cli::gateway_cmd::run(a),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())
