@@ -37,16 +37,15 @@ const ORGS: [(&str, Role); 5] = [
 
 impl World {
     fn ok_hash(&mut self, org: &str, payload: Payload) -> (TxHash, Vec<DataEvent>) {
-        let t = self.tx(org, payload);
-        let events = self.apply(&t).expect("should apply");
+        let (hash, events) = self.apply_ok(org, payload);
         let data = events
             .into_iter()
             .filter_map(|e| match e {
-                Event::Data(d) => Some(d),
+                Event::Data(x) => Some(x),
                 _ => None,
             })
             .collect();
-        (TxHash::of(&t), data)
+        (hash, data)
     }
 
     fn ok(&mut self, org: &str, payload: Payload) -> Vec<DataEvent> {
@@ -55,11 +54,7 @@ impl World {
 
     /// Apply and expect an error, checking that the state did not change.
     fn reject(&mut self, org: &str, payload: Payload) -> TxError {
-        let t = self.tx(org, payload);
-        let before = self.state.clone();
-        let err = self.apply(&t).expect_err("should be rejected");
-        assert_eq!(before, self.state, "a rejected transaction changed the state");
-        err
+        self.reject_unchanged(org, payload)
     }
 
     /// Expect a data rejection with `code`; return it.

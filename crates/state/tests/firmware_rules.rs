@@ -47,16 +47,15 @@ fn world() -> World {
 impl World {
     /// Apply; return the transaction hash and the firmware events.
     fn ok_hash(&mut self, org: &str, payload: Payload) -> (TxHash, Vec<FirmwareEvent>) {
-        let t = self.tx(org, payload);
-        let events = self.apply(&t).expect("should apply");
+        let (hash, events) = self.apply_ok(org, payload);
         let fw = events
             .into_iter()
             .filter_map(|e| match e {
-                Event::Firmware(f) => Some(f),
+                Event::Firmware(x) => Some(x),
                 _ => None,
             })
             .collect();
-        (TxHash::of(&t), fw)
+        (hash, fw)
     }
 
     fn ok(&mut self, org: &str, payload: Payload) -> Vec<FirmwareEvent> {
@@ -65,10 +64,7 @@ impl World {
 
     /// Apply and expect an error, checking that the state did not change.
     fn reject(&mut self, org: &str, payload: Payload) -> TxError {
-        let t = self.tx(org, payload);
-        let before = self.state.clone();
-        let err = self.apply(&t).expect_err("should be rejected");
-        assert_eq!(before, self.state, "a rejected transaction changed the state");
+        let err = self.reject_unchanged(org, payload);
         assert!(!err.code().is_empty());
         err
     }

@@ -12,7 +12,7 @@ use chipledger_state::{BlockContext, Event, TxError, VerifyAll, apply_tx, genesi
 use chipledger_types::cbor::Encode;
 use chipledger_types::genesis::{Genesis, Policy, ValidatorSpec};
 use chipledger_types::keys::SigningKey as OrgKey;
-use chipledger_types::tx::{OrgSpec, Payload, Role, SignedTx, TxBody};
+use chipledger_types::tx::{OrgSpec, Payload, Role, SignedTx, TxBody, TxHash};
 
 /// The chain id of every rule test.
 pub const CHAIN_ID: &str = "test";
@@ -116,5 +116,21 @@ impl World {
         apply_writes(&mut self.state, &writes);
         self.height += 1;
         r
+    }
+
+    /// Sign and apply a transaction of `org` that must succeed; its hash and events.
+    pub fn apply_ok(&mut self, org: &str, payload: Payload) -> (TxHash, Vec<Event>) {
+        let t = self.tx(org, payload);
+        let events = self.apply(&t).expect("should apply");
+        (TxHash::of(&t), events)
+    }
+
+    /// Sign and apply a transaction of `org` that must be rejected, leaving the state unchanged.
+    pub fn reject_unchanged(&mut self, org: &str, payload: Payload) -> TxError {
+        let t = self.tx(org, payload);
+        let before = self.state.clone();
+        let err = self.apply(&t).expect_err("should be rejected");
+        assert_eq!(before, self.state, "a rejected transaction changed the state");
+        err
     }
 }
