@@ -43,6 +43,9 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Gateway ingest: records/s end to end (devices → MQTT → gateway → final batches on 4
+    /// validators) against the bound (signature verification on all cores), ES256 and Ed25519.
+    Ingest(crate::bench_ingest::IngestArgs),
     /// CVE exposure query (p50/p99 ms) over a fleet version map of N devices; fails over 50 ms.
     Exposure {
         /// Devices in the fleet.
@@ -63,6 +66,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         } => ledger(txs, leaves, base_port, json),
         BenchCommand::Identity { devices, json } => crate::bench_identity::identity(devices, json),
         BenchCommand::Exposure { devices, json } => crate::bench_exposure::exposure(devices, json),
+        BenchCommand::Ingest(args) => crate::bench_ingest::ingest(args),
     }
 }
 

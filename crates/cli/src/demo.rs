@@ -1,7 +1,8 @@
 //! `chipledger demo`: four validators as separate processes on loopback, a few governance
 //! transactions so the log is not empty, a simulated device fleet (`fleet`), a firmware rollout
 //! over it (`chipledger_cli::fleet_rollout`: publish → certify → two approvals → device agents
-//! update with injected failures → CVE exposure), then running until Ctrl-C or SIGTERM.
+//! update with injected failures → CVE exposure), data at source (`data`: simulated sensors →
+//! MQTT → gateway → committed batches), then running until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::client::Client;
 use crate::net::LocalNet;
 use crate::txcmd::{build, wait_final};
 
+mod data;
 mod fleet;
 
 #[derive(Debug, Args)]
@@ -53,14 +55,18 @@ pub fn run(a: DemoArgs) -> Result<()> {
         );
     }
     let client = Client::new(&net.apis[0])?;
-    if client.status()?.log_size == 0 {
+    let gateway = if client.status()?.log_size == 0 {
         println!("submitting governance transactions …");
         seed_transactions(&net, &client)?;
         println!("provisioning the device fleet …");
         let devices = fleet::provision_fleet(&net, &client)?;
         println!("firmware rollout over the fleet …");
         firmware_rollout(&net, devices, a.rollout_seed)?;
-    }
+        println!("data at source: sensors → MQTT → gateway → batches on the ledger …");
+        Some(data::run(&net, &exe, a.base_port)?)
+    } else {
+        data::resume(&net, &exe, a.base_port)?
+    };
     println!(
         "\nthe network is running. Try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.",
         net.apis[0], net.apis[0], net.apis[0]
@@ -80,6 +86,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
             }
         }
     });
+    if let Some(g) = gateway {
+        println!("stopping the gateway …");
+        let _ = g.interrupt(Duration::from_secs(10));
+    }
     println!("stopping validators …");
     net.stop_all();
     println!("stopped; data kept in {}", a.dir.display());

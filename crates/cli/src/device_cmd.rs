@@ -564,8 +564,8 @@ fn print_device(d: &DeviceBody) {
     println!("  registered:   height {}", d.registered_height);
     match &d.attestation {
         Some(a) => println!(
-            "  firmware:     {} {} (measurement {}) attested at height {}",
-            a.swname, a.swversion, a.measurement, a.height
+            "  firmware:     {} {} (measurement {}) attested at height {}\n  alias key:    {} {}",
+            a.swname, a.swversion, a.measurement, a.height, a.alias_key_alg, a.alias_key_spki
         ),
         None => println!("  firmware:     not attested yet"),
     }

@@ -6,10 +6,12 @@
 //! payloads and submits them signed with the operator organisation's key ([`ClientSubmitter`]),
 //! together with queued `ReportChainAnomaly` and `RequestRebirth` transactions.
 //!
-//! **Trust levels.** The node API exposes each device's DeviceID certificate (verified here
-//! against its manufacturer CA from `/v1/cas`) but not the Alias key of the attested firmware,
-//! so records verify at trust level 1 (registered device key) at most; level 2 needs the API to
-//! serve the attested Alias key.
+//! **Trust levels.** The node API serves each device's DeviceID certificate (verified here
+//! against its manufacturer CA from `/v1/cas`: trust level 1) and, once the ledger accepted
+//! DICE evidence, the Alias key of the attested firmware layer (`attestation.alias_key_spki`,
+//! verified by the validators in `Attest` / `AttestInstall`: trust level 2). Records signed by
+//! the attested Alias key get level 2; after an install the node serves the new layer's key, so
+//! the old one stops giving level 2 once the cache entry expires ([`DIRECTORY_TTL`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,10 +25,11 @@ use anyhow::{Context, Result, bail};
 use chipledger_device::cert::verify_deviceid;
 use chipledger_device::key::DevicePublicKey;
 use chipledger_gateway::mqtt::{
-    Durable, EmbeddedBroker, RecordOrigin, RecordSink, SinkError, SubscriberConfig, spawn_subscriber,
+    DropReason, Durable, EmbeddedBroker, RecordOrigin, RecordSink, SinkError, SubscriberConfig, spawn_subscriber,
 };
 use chipledger_gateway::{
-    DeviceDirectory, DeviceEntry, DeviceStatus, Gateway, GatewayConfig, IngestError, SubmitError, Submitter, TxStatus,
+    DeviceDirectory, DeviceEntry, DeviceStatus, Gateway, GatewayConfig, IngestError, Rejection, SubmitError, Submitter,
+    TxStatus, verify_many,
 };
 use chipledger_node::api::ErrorBody;
 use chipledger_node::api_data::{BatchBody, GatewayBody};
@@ -88,6 +91,10 @@ pub struct GatewayArgs {
     /// Serve only this MQTT group (default: every group).
     #[arg(long)]
     pub group: Option<String>,
+    /// Serve the record API (records with their proofs) on HOST:PORT; default
+    /// 127.0.0.1:8181 (skipped with a warning when taken), `off` disables it.
+    #[arg(long, value_name = "ADDR|off")]
+    pub http: Option<String>,
 }
 
 /// Prints a progress line; a closed stdout (the reader went away) does not stop the gateway.
@@ -124,6 +131,30 @@ struct DeviceView {
     ca: String,
     status: String,
     deviceid_cert: String,
+    /// The latest accepted evidence (absent before the device's first attestation).
+    attestation: Option<AttestationView>,
+}
+
+/// The part of the node's `AttestationBody` the gateway uses: the attested Alias key.
+#[derive(serde::Deserialize)]
+struct AttestationView {
+    alias_key_alg: String,
+    alias_key_spki: String,
+}
+
+/// The attested Alias key from the node (canonical SPKI DER, which must name the algorithm the
+/// node states): the key of trust level 2.
+fn attested_alias(a: &AttestationView) -> Result<DevicePublicKey, String> {
+    let der = hex::decode(&a.alias_key_spki).map_err(|e| format!("attested Alias key hex: {e}"))?;
+    let key = DevicePublicKey::from_spki_der(&der).map_err(|e| format!("attested Alias key: {e}"))?;
+    if key.alg().name() != a.alias_key_alg {
+        return Err(format!(
+            "attested Alias key is {} but the node names it {}",
+            key.alg(),
+            a.alias_key_alg
+        ));
+    }
+    Ok(key)
 }
 
 #[derive(serde::Deserialize)]
@@ -197,10 +228,11 @@ impl HttpDirectory {
         let ca = self.ca_cert(&view.ca)?;
         let key: DevicePublicKey =
             verify_deviceid(&ca, &cert, None).map_err(|e| bad(format!("DeviceID certificate: {e}")))?;
+        let attested_alias = view.attestation.as_ref().map(attested_alias).transpose().map_err(bad)?;
         Ok(DeviceEntry {
             status,
             device_id_key: Some(key),
-            attested_alias: None,
+            attested_alias,
             self_reported: None,
         })
     }
@@ -246,27 +278,118 @@ pub struct GatewaySink {
     pub rebirths: Mutex<Sender<RequestRebirth>>,
 }
 
+impl GatewaySink {
+    /// Reports a record `ingest` refused (bad signature, revoked device, malformed) to the
+    /// ledger, rate-limited (`Gateway::queue_rejection`); call it before acking the record.
+    /// The registry lookup happens outside the gateway lock.
+    pub fn report_rejection(&self, origin: &RecordOrigin, record: &[u8], error: &IngestError) {
+        if let Some(rejection) = Rejection::of_ingest(error, record, origin.device) {
+            self.queue_rejection(rejection);
+        }
+    }
+
+    fn queue_rejection(&self, rejection: Rejection) {
+        if let Err(e) = self.directory.refresh(&rejection.device) {
+            tracing::warn!(error = %e, "rejection not reported: registry unavailable");
+            return;
+        }
+        let Ok(mut gateway) = self.gateway.lock() else { return };
+        match gateway.queue_rejection(rejection, self.directory.as_ref(), Instant::now()) {
+            Ok(outcome) => tracing::debug!(?outcome, "rejection"),
+            Err(e) => tracing::warn!(error = %e, "rejection report not queued"),
+        }
+    }
+}
+
 impl RecordSink for GatewaySink {
-    fn accept(&self, _origin: &RecordOrigin, record: &[u8]) -> Result<Durable, SinkError> {
+    fn accept(&self, origin: &RecordOrigin, record: &[u8]) -> Result<Durable, SinkError> {
         let reject = |e: &dyn std::fmt::Display| SinkError::Rejected(e.to_string());
-        // The record's own device (a relayed record names another device than its topic).
-        let parts = parse_sign1(record).map_err(|e| reject(&e))?;
-        let claimed = Record::decode_body(parts.body).map_err(|e| reject(&e))?;
-        self.directory.refresh(&claimed.device).map_err(|e| match e {
-            DirectoryError::Transport(_) => SinkError::Unavailable(e.to_string()),
-            DirectoryError::BadRecord { .. } => SinkError::Rejected(e.to_string()),
-        })?;
+        // The record's own device (the transport already dropped a `DDATA` whose topic names
+        // another one; a relayed record's topic edge node is the relay); an undecodable record
+        // is refused by `ingest` without a lookup.
+        let claimed = parse_sign1(record).ok().and_then(|p| Record::decode_body(p.body).ok());
+        if let Some(claimed) = claimed {
+            self.directory.refresh(&claimed.device).map_err(|e| match e {
+                DirectoryError::Transport(_) => SinkError::Unavailable(e.to_string()),
+                DirectoryError::BadRecord { .. } => SinkError::Rejected(e.to_string()),
+            })?;
+        }
         let mut gateway = self
             .gateway
             .lock()
             .map_err(|_| SinkError::Unavailable("gateway lock poisoned".into()))?;
-        match gateway.ingest(record, self.directory.as_ref()) {
-            Ok(a) => Ok(Durable {
-                stream: a.stream,
-                seq: a.seq,
-            }),
-            Err(e @ IngestError::Store(_)) => Err(SinkError::Unavailable(e.to_string())),
-            Err(e) => Err(reject(&e)),
+        let error = match gateway.ingest(record, self.directory.as_ref()) {
+            Ok(a) => {
+                return Ok(Durable {
+                    stream: a.stream,
+                    seq: a.seq,
+                });
+            }
+            Err(e @ IngestError::Store(_)) => return Err(SinkError::Unavailable(e.to_string())),
+            Err(e) => e,
+        };
+        drop(gateway);
+        self.report_rejection(origin, record, &error);
+        Err(reject(&error))
+    }
+
+    /// The transport's group path: each distinct device's registry entry is refreshed once,
+    /// the records that may proceed are verified on all cores outside the gateway lock (so
+    /// several connections' workers verify at once) and stored as one group (one store
+    /// transaction); refusals are reported outside the lock.
+    fn accept_many(&self, records: &[(&RecordOrigin, &[u8])]) -> Vec<Result<Durable, SinkError>> {
+        let mut answers: Vec<Option<Result<Durable, SinkError>>> = vec![None; records.len()];
+        let mut refreshed: HashMap<DeviceId, Result<(), SinkError>> = HashMap::new();
+        let mut admitted = Vec::with_capacity(records.len());
+        for (i, (_, record)) in records.iter().enumerate() {
+            let claimed = parse_sign1(record).ok().and_then(|p| Record::decode_body(p.body).ok());
+            if let Some(device) = claimed.map(|c| c.device) {
+                let refresh = refreshed.entry(device).or_insert_with(|| {
+                    self.directory.refresh(&device).map_err(|e| match e {
+                        DirectoryError::Transport(_) => SinkError::Unavailable(e.to_string()),
+                        DirectoryError::BadRecord { .. } => SinkError::Rejected(e.to_string()),
+                    })
+                });
+                if let Err(e) = refresh {
+                    answers[i] = Some(Err(e.clone()));
+                    continue;
+                }
+            }
+            admitted.push(i);
+        }
+        let bytes: Vec<&[u8]> = admitted.iter().map(|&i| records[i].1).collect();
+        let verified = verify_many(&bytes, self.directory.as_ref());
+        let results = match self.gateway.lock() {
+            Ok(mut gateway) => gateway.ingest_verified(&bytes, verified),
+            Err(_) => Vec::new(),
+        };
+        for (i, result) in admitted.into_iter().zip(results) {
+            answers[i] = Some(match result {
+                Ok(a) => Ok(Durable {
+                    stream: a.stream,
+                    seq: a.seq,
+                }),
+                Err(e @ IngestError::Store(_)) => Err(SinkError::Unavailable(e.to_string())),
+                Err(e) => {
+                    self.report_rejection(records[i].0, records[i].1, &e);
+                    Err(SinkError::Rejected(e.to_string()))
+                }
+            });
+        }
+        let poisoned = || Err(SinkError::Unavailable("gateway lock poisoned".into()));
+        answers.into_iter().map(|a| a.unwrap_or_else(poisoned)).collect()
+    }
+
+    /// An oversized or unframed `DDATA` on a device's topic: reported as `malformed` when the
+    /// registry knows the device.
+    fn dropped(&self, device: Option<DeviceId>, reason: DropReason, detail: String) {
+        let code = match reason {
+            DropReason::Oversized => "frame_too_large",
+            DropReason::Malformed => "bad_frame",
+            _ => return,
+        };
+        if let Some(device) = device {
+            self.queue_rejection(Rejection::dropped_frame(device, code, detail));
         }
     }
 
@@ -455,6 +578,9 @@ async fn serve(a: &GatewayArgs, sink: Arc<GatewaySink>, gateway: &Arc<Mutex<Gate
             (a.listen.ip().to_string(), a.listen.port())
         }
     };
+    if let Some(addr) = crate::gateway_http::start(a.http.as_deref(), gateway.clone(), &a.api).await? {
+        say!("record API listening on http://{addr}");
+    }
     let mut config = SubscriberConfig::new(&host, port, &a.name);
     config.group = a.group.clone();
     let handle = spawn_subscriber(config, sink).await?;
@@ -515,6 +641,7 @@ fn ledger_pass(
     let mut g = gateway.lock().map_err(|_| anyhow::anyhow!("gateway lock poisoned"))?;
     while g.batch_due(Instant::now()) && g.cut_batch()?.is_some() {}
     let report = g.submit_batches(submitter)?;
+    g.flush_rejections(Instant::now())?;
     for (index, anomaly) in g.queued_anomalies()? {
         match submitter.send(Payload::ReportChainAnomaly(anomaly)) {
             Ok(_) => g.anomaly_sent(index)?,
@@ -537,6 +664,39 @@ fn ledger_pass(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The node's `AttestationBody`, as the API serves it, gives the directory the attested
+    /// Alias key (both algorithms); a key of another algorithm than named, or bad hex, is refused.
+    #[test]
+    fn attested_alias_is_read_from_the_nodes_attestation() {
+        use chipledger_device::dice::LayerKey;
+        use chipledger_device::key::{DeviceKeyAlg, DeviceSigner};
+        use chipledger_node::api::AttestationBody;
+
+        let body = |alg: &str, spki: String| AttestationBody {
+            height: 7,
+            swname: "lamp-fw".into(),
+            swversion: "2.1.0".into(),
+            measurement: String::new(),
+            alias_fwid_sha256: String::new(),
+            alias_key_alg: alg.into(),
+            alias_key_spki: spki,
+        };
+        let parse = |b: AttestationBody| {
+            let json = serde_json::to_string(&b).unwrap();
+            attested_alias(&serde_json::from_str::<AttestationView>(&json).unwrap())
+        };
+        for alg in DeviceKeyAlg::ALL {
+            let pair = LayerKey::derive(alg, &[5; 32]).unwrap().key_pair;
+            let key = DeviceSigner::from(&pair).public_key();
+            let spki = hex::encode(key.to_spki_der());
+            assert_eq!(parse(body(alg.name(), spki.clone())), Ok(key));
+            let other = DeviceKeyAlg::ALL.into_iter().find(|a| *a != alg).unwrap();
+            assert!(parse(body(other.name(), spki.clone())).is_err(), "{alg}");
+            assert!(parse(body(alg.name(), format!("{spki}zz"))).is_err(), "{alg}");
+            assert!(parse(body(alg.name(), format!("{spki}00"))).is_err(), "{alg}");
+        }
+    }
 
     #[test]
     fn refusals_are_typed() {

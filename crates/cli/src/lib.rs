@@ -3,12 +3,15 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod data_cmd;
+pub mod data_net;
 pub mod device_cmd;
 pub mod firmware_cmd;
 pub mod firmware_trust;
 pub mod fleet_cmd;
 pub mod fleet_rollout;
 pub mod gateway_cmd;
+pub mod gateway_http;
 pub mod net;
 pub mod simulate;
 pub mod txcmd;

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_exposure;
 mod bench_identity;
+mod bench_ingest;
 mod cose_cmd;
 mod demo;
 mod dice_cmd;
@@ -76,6 +77,9 @@ enum Command {
     Fleet(chipledger_cli::simulate::FleetArgs),
     /// Run a data gateway: MQTT in, verified durable records, `CommitBatch` transactions out.
     Gateway(chipledger_cli::gateway_cmd::GatewayArgs),
+    /// Device data: chains and anomalies on the ledger (`show`), one record with its proof from
+    /// a gateway, verified and optionally decrypted (`get`).
+    Data(chipledger_cli::data_cmd::DataArgs),
     /// Print the validator API's OpenAPI 3.1 document (the same one nodes serve at /openapi.json).
     Openapi,
 }
@@ -122,10 +126,14 @@ enum KeysCommand {
     },
 }
 
+/// Log filter unless `CHIPLEDGER_LOG` sets one: rumqttd (the embedded broker) logs every
+/// connect and disconnect, some at error level, so it is silenced by default.
+const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHIPLEDGER_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CHIPLEDGER_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -176,6 +184,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Fleet(a) => chipledger_cli::simulate::run(a),
         Command::Gateway(a) => chipledger_cli::gateway_cmd::run(a),
+        Command::Data(a) => chipledger_cli::data_cmd::run(a),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())

@@ -64,6 +64,12 @@ pub enum VerifyCommand {
         #[arg(long)]
         list: bool,
     },
+    /// A record proof file (`chipledger data get … --out FILE`): the record is in its gateway
+    /// batch, the batch is the signed `CommitBatch` in the log, under a quorum-signed checkpoint.
+    Record {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// That the log at `--from` leaves is a prefix of the log at `--to` leaves.
     Consistency {
         #[arg(long)]
@@ -214,6 +220,14 @@ fn check(a: &VerifyArgs) -> Checked {
                     )
                 }),
             )
+        }
+        VerifyCommand::Record { file } => {
+            let trust = chipledger_cli::data_cmd::NetworkTrust {
+                keys: known,
+                origin,
+                quorum,
+            };
+            chipledger_cli::data_cmd::verify_record_file(file, &trust)
         }
         VerifyCommand::Consistency { from, to } => {
             let root_at = |size: u64| -> Result<[u8; 32]> {

@@ -1,9 +1,12 @@
-//! `chipledger gateway` end to end on four validator processes: governance adds an Operator
-//! organisation and a manufacturer CA, three devices are registered with DeviceID certificates
-//! for the keys `fleet simulate` signs with, the gateway process registers itself, `fleet
-//! simulate` publishes records through its embedded broker, and the ledger then shows the
-//! gateway's committed batches and every device's chain heads at trust level 1 (registered key).
+//! Issue 5, Done-when 1: 200 devices × 50 records through `chipledger gateway` on four validator
+//! processes, once with the gateway's embedded broker and once with mosquitto as the broker;
+//! afterwards every record (data and epoch keys) is provable under a final checkpoint: the
+//! gateway's record proof (record → batch root → `CommitBatch` tx → log root of a checkpoint
+//! cosigned by a quorum) verifies offline. Also: the chain heads on the ledger hold exactly the
+//! records sent at trust level 1, a clean restart commits nothing twice, and neither the gateway
+//! nor any validator stores a plaintext reading or an epoch data key ("relays see nothing").
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,121 +14,370 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chipledger_cli::client::Client;
-use chipledger_cli::device_cmd::{Ca, provision_chip, submit_final};
+use chipledger_cli::data_cmd::{node_trust, wait_record_proof};
+use chipledger_cli::data_net::{GatewayProcess, OPERATOR, org_key_path, prepare_data_network, register_sim_devices};
 use chipledger_cli::net::LocalNet;
-use chipledger_cli::simulate::SimKey;
-use chipledger_device::cert::{CertRequest, CertValidity, issue_deviceid_cert};
-use chipledger_device::key::DeviceKeyAlg;
+use chipledger_cli::simulate::{SIM_STREAM, SimKey, sim_owner_secret};
+use chipledger_device::key::{DeviceKeyAlg, DevicePublicKey};
+use chipledger_device::record::verify_record;
+use chipledger_device::seal::{open_payload, unwrap_epoch_key};
 use chipledger_gateway::mqtt::free_local_addr;
 use chipledger_node::api_data::{BatchBody, DeviceDataBody, GatewayBody};
-use chipledger_node::config::KeyFile;
-use chipledger_types::device_tx::{AddManufacturerCa, ModelRange, RegisterDevice};
-use chipledger_types::keys::SigningKey;
-use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, TxHash};
+use chipledger_types::device_tx::DeviceId;
+use chipledger_types::record::{Record, STREAM_EPOCH_KEYS, parse_sign1};
 
 /// API ports 28070..28073, p2p 28170.. (clear of the other process tests).
 const BASE_PORT: u16 = 28070;
-const MODEL: u32 = 120;
-const DEVICES: u64 = 3;
-const SEED: u64 = 5;
-const GATEWAY: &str = "gw-test";
-const OPERATOR: &str = "ops";
-const WAIT: Duration = Duration::from_secs(60);
+const DEVICES: u64 = 200;
+/// Data records per device: `--rate 25 --seconds 2`.
+const RECORDS: u64 = 50;
+const WAIT: Duration = Duration::from_secs(120);
+/// The marker every simulated plaintext carries (`{"device":…,"k":…,"temp_mc":…}`).
+const PLAINTEXT_MARKER: &[u8] = b"\"temp_mc\":";
 
-fn org_key(net: &LocalNet, org: &str) -> SigningKey {
-    KeyFile::read(&net.dir.join("orgs").join(format!("{org}.key"))).expect("org key")
+/// One run: a broker, a gateway in front of it, a seed for its devices.
+struct Run<'a> {
+    name: &'a str,
+    seed: u64,
+    /// `--listen ADDR` (embedded broker) or `--broker ADDR`.
+    broker_flag: &'a str,
+    broker: SocketAddr,
+    http: SocketAddr,
 }
 
-fn proposal_id(hash: &str) -> Result<TxHash> {
-    let b: [u8; 32] = hex::decode(hash)?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("tx hash is 32 bytes"))?;
-    Ok(TxHash(b))
+#[test]
+fn two_hundred_devices_through_embedded_broker_and_mosquitto_every_record_provable() -> Result<()> {
+    if !Command::new("which").arg("mosquitto").output()?.status.success() {
+        bail!("mosquitto is not installed: run the README's test command (scripts/test.sh installs it)");
+    }
+    let dir = std::env::temp_dir().join(format!("chipledger-test-gateway-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_chipledger"));
+    let mut net = LocalNet::prepare(&dir, &exe, BASE_PORT, "chipledger-test")?;
+    net.start_all_ready(WAIT)?;
+    let result = run(&net, &exe, &dir);
+    net.stop_all();
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
 }
 
-/// Proposed by `city`, approved by `maker` and `vendor` (3 of 4).
-fn govern(net: &LocalNet, c: &Client, action: GovAction) -> Result<()> {
-    let proposal = submit_final(c, "city", &org_key(net, "city"), Payload::Propose(action))?;
-    let id = proposal_id(&proposal.hash)?;
-    for org in ["maker", "vendor"] {
-        submit_final(c, org, &org_key(net, org), Payload::Approve { proposal: id })?;
+fn run(net: &LocalNet, exe: &Path, dir: &Path) -> Result<()> {
+    let c = Client::new(&net.apis[0])?;
+    let dn = prepare_data_network(net, &c)?;
+    let embedded = Run {
+        name: "gw-embedded",
+        seed: 5,
+        broker_flag: "--listen",
+        broker: free_local_addr()?,
+        http: free_local_addr()?,
+    };
+    let mosquitto_addr = free_local_addr()?;
+    let _mosquitto = Mosquitto::start(mosquitto_addr, dir)?;
+    let via_mosquitto = Run {
+        name: "gw-mosquitto",
+        seed: 6,
+        broker_flag: "--broker",
+        broker: mosquitto_addr,
+        http: free_local_addr()?,
+    };
+    for r in [&embedded, &via_mosquitto] {
+        let ids = register_sim_devices(net, &c, &dn.ca, DeviceKeyAlg::P256, r.seed, 0..DEVICES)?;
+        fleet_through_gateway(net, exe, dir, &c, r, &ids)?;
     }
     Ok(())
 }
 
-/// Registers simulated device `index` (its DeviceID key is the key the simulator signs with).
-fn register_sim_device(net: &LocalNet, c: &Client, ca: &Ca, index: u64) -> Result<String> {
-    let key = SimKey::derive(DeviceKeyAlg::P256, SEED, index);
-    let id = key.device_id();
-    let template = provision_chip(ca, "maker", "lamp")?.deviceid_request();
-    let public = key.public();
-    let request = CertRequest {
-        subject_public_key: &public,
-        subject_id: &id.0,
-        tcb_info: &template.tcb_info,
-        validity: CertValidity::DICE_DEFAULT,
-    };
-    let der = issue_deviceid_cert(&ca.key, &ca.cert_der, &request).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let payload = Payload::RegisterDevice(RegisterDevice {
-        ca: ca.id,
-        deviceid_cert_der: der,
-        model: MODEL,
-        owner: "city".into(),
-    });
-    submit_final(c, "maker", &org_key(net, "maker"), payload)?;
-    Ok(id.to_string())
+fn gateway_args(net: &LocalNet, dir: &Path, r: &Run<'_>) -> Vec<String> {
+    [
+        "--name",
+        r.name,
+        "--org",
+        OPERATOR,
+        "--key",
+        &org_key_path(net, OPERATOR).display().to_string(),
+        "--api",
+        &net.apis[0],
+        r.broker_flag,
+        &r.broker.to_string(),
+        "--http",
+        &r.http.to_string(),
+        "--data",
+        &dir.join(r.name).display().to_string(),
+        "--batch-ms",
+        "200",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
-/// Kills the gateway process when the test ends, however it ends.
-struct Gateway(Child);
+fn fleet_through_gateway(
+    net: &LocalNet,
+    exe: &Path,
+    dir: &Path,
+    c: &Client,
+    r: &Run<'_>,
+    ids: &[DeviceId],
+) -> Result<()> {
+    let gateway = GatewayProcess::start(exe, &gateway_args(net, dir, r), None)?;
+    let registered: GatewayBody = c.get_json(&format!("/v1/data/gateways/{}", r.name))?;
+    assert_eq!(registered.operator, OPERATOR);
 
-impl Drop for Gateway {
+    let started = Instant::now();
+    let report = simulate(exe, r)?;
+    eprintln!("{}: simulated in {:.1} s", r.name, started.elapsed().as_secs_f64());
+    let count = |k: &str| report[k].as_u64().unwrap_or(0);
+    assert_eq!(count("records_published"), DEVICES * RECORDS, "{}: {report}", r.name);
+    assert_eq!(
+        count("records_acked"),
+        DEVICES * RECORDS,
+        "{}: every record acked durable",
+        r.name
+    );
+    let sent = count("records_published") + count("epoch_keys_published");
+    assert_eq!(
+        count("dacks_received"),
+        sent,
+        "{}: epoch keys acked too: {report}",
+        r.name
+    );
+
+    // Every acked record ends up committed, in batches the ledger holds as final.
+    let g: GatewayBody = poll(&format!("{}: all records committed", r.name), || {
+        let g: GatewayBody = c.get_json(&format!("/v1/data/gateways/{}", r.name))?;
+        Ok((g.records == sent).then_some(g))
+    })?;
+    eprintln!("{}: committed after {:.1} s", r.name, started.elapsed().as_secs_f64());
+    let mut in_batches = 0;
+    for seq in 1..=g.last_batch {
+        let b: BatchBody = c.get_json(&format!("/v1/data/batches/{}/{seq}", r.name))?;
+        assert_eq!(b.operator, OPERATOR);
+        in_batches += b.record_count as u64;
+    }
+    assert_eq!(in_batches, sent, "{}: batches hold every record once", r.name);
+
+    // The ledger's chain heads: every device, both streams, every seq, no gap, trust 1.
+    let mut epoch_keys = Vec::new();
+    for id in ids {
+        let d: DeviceDataBody = c.get_json(&format!("/v1/data/devices/{id}"))?;
+        let streams: BTreeSet<&str> = d.streams.iter().map(|s| s.stream.as_str()).collect();
+        assert_eq!(streams, BTreeSet::from([STREAM_EPOCH_KEYS, SIM_STREAM]), "{id}");
+        for s in &d.streams {
+            assert_eq!(s.gateway, r.name);
+            assert_eq!(s.trust, 1, "registered DeviceID key: trust level 1");
+            assert_eq!(
+                (s.missing, s.records),
+                (0, s.seq),
+                "{id}/{}: every seq committed",
+                s.stream
+            );
+            if s.stream == SIM_STREAM {
+                assert_eq!(s.seq, RECORDS, "{id}: {RECORDS} data records");
+            } else {
+                epoch_keys.push((*id, s.seq));
+            }
+        }
+        assert_eq!(d.anomalies.total, 0, "{id}: no anomaly");
+    }
+
+    let proving = Instant::now();
+    prove_every_record(net, r, ids, &epoch_keys)?;
+    eprintln!(
+        "{}: every record proven in {:.1} s",
+        r.name,
+        proving.elapsed().as_secs_f64()
+    );
+    relays_see_nothing(net, dir, r)?;
+
+    // A clean stop and a restart on the same store: registration found, nothing committed twice.
+    let status = gateway.interrupt(WAIT)?;
+    assert!(status.success(), "{}: exit {status}", r.name);
+    let again = GatewayProcess::start(exe, &gateway_args(net, dir, r), None)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let after: GatewayBody = c.get_json(&format!("/v1/data/gateways/{}", r.name))?;
+    assert_eq!((after.last_batch, after.records), (g.last_batch, g.records));
+    assert_eq!(after.registered_height, registered.registered_height);
+    let status = again.interrupt(WAIT)?;
+    assert!(status.success(), "{}: exit {status}", r.name);
+    Ok(())
+}
+
+/// `fleet simulate`: DEVICES devices × RECORDS records through the run's broker.
+fn simulate(exe: &Path, r: &Run<'_>) -> Result<serde_json::Value> {
+    let out = Command::new(exe)
+        .args(["fleet", "simulate", "--devices", &DEVICES.to_string()])
+        .args(["--rate", "25", "--seconds", "2", "--ack-wait-ms", "60000", "--json"])
+        .args(["--broker", &r.broker.to_string(), "--seed", &r.seed.to_string()])
+        .output()?;
+    if !out.status.success() {
+        bail!("fleet simulate failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).context("simulate report")
+}
+
+/// Fetches every record's proof from the gateway and verifies it offline against the
+/// validators' keys: each proves the exact (device, stream, seq) asked for, under a checkpoint
+/// cosigned by a quorum, and the record itself verifies under the device's key (end to end).
+fn prove_every_record(net: &LocalNet, r: &Run<'_>, ids: &[DeviceId], epoch_keys: &[(DeviceId, u64)]) -> Result<()> {
+    let trust = node_trust(&net.apis[0])?;
+    let keys: std::collections::HashMap<DeviceId, DevicePublicKey> = (0..DEVICES)
+        .map(|i| {
+            let k = SimKey::derive(DeviceKeyAlg::P256, r.seed, i);
+            (k.device_id(), k.public())
+        })
+        .collect();
+    let gateway = format!("http://{}", r.http);
+    let wanted = ids
+        .iter()
+        .flat_map(|id| (1..=RECORDS).map(move |seq| (*id, SIM_STREAM, seq)))
+        .chain(
+            epoch_keys
+                .iter()
+                .flat_map(|(id, n)| (1..=*n).map(move |seq| (*id, STREAM_EPOCH_KEYS, seq))),
+        );
+    let wanted: Vec<(DeviceId, &str, u64)> = wanted.collect();
+    let check = |&(device, stream, seq): &(DeviceId, &str, u64)| -> Result<()> {
+        let proof = wait_record_proof(&gateway, &device, stream, seq, WAIT)?;
+        let p = trust
+            .verify(&proof)
+            .with_context(|| format!("{}: proof of {device}/{stream}/{seq}", r.name))?;
+        assert_eq!((p.device, p.stream.as_str(), p.seq), (device, stream, seq));
+        assert!(p.signers >= 3, "cosigned by a quorum of the 4 validators");
+        let key = keys.get(&device).context("a simulated device")?;
+        verify_record(&proof.record, key).map_err(|e| anyhow::anyhow!("{device}/{stream}/{seq}: {e}"))?;
+        Ok(())
+    };
+    // Four client threads: the gateway serves proofs concurrently.
+    let chunk = wanted.len().div_ceil(4).max(1);
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = wanted
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().try_for_each(check)))
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow::anyhow!("a proof thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let proven = wanted.len() as u64;
+    let expected = DEVICES * RECORDS + epoch_keys.iter().map(|(_, n)| n).sum::<u64>();
+    assert_eq!(proven, expected);
+    Ok(())
+}
+
+/// Relays see nothing: the owner can open the records (so the test knows every epoch data
+/// key and plaintext), yet no file of the gateway or of any validator contains a data key or
+/// a plaintext reading.
+fn relays_see_nothing(net: &LocalNet, dir: &Path, r: &Run<'_>) -> Result<()> {
+    let owner = sim_owner_secret(r.seed);
+    let gateway = format!("http://{}", r.http);
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    let mut opened = 0;
+    let device = SimKey::derive(DeviceKeyAlg::P256, r.seed, 0).device_id();
+    let key_proof = wait_record_proof(&gateway, &device, STREAM_EPOCH_KEYS, 1, WAIT)?;
+    let key_record = decode(&key_proof.record)?;
+    let grant = unwrap_epoch_key(&key_record.payload, &owner).map_err(|e| anyhow::anyhow!("{e}"))?;
+    secrets.push(grant.key.as_bytes().to_vec());
+    for seq in 1..=RECORDS {
+        let proof = wait_record_proof(&gateway, &device, SIM_STREAM, seq, WAIT)?;
+        let record = decode(&proof.record)?;
+        if record.epoch != grant.epoch {
+            continue;
+        }
+        let plain = open_payload(&record, &grant.key).map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert!(plain.windows(PLAINTEXT_MARKER.len()).any(|w| w == PLAINTEXT_MARKER));
+        secrets.push(plain);
+        opened += 1;
+    }
+    assert!(opened > 0, "the owner opened records of epoch {}", grant.epoch);
+    secrets.push(PLAINTEXT_MARKER.to_vec());
+    let mut roots = vec![dir.join(r.name)];
+    roots.extend((0..net.names.len()).map(|i| net.node_dir(i)));
+    let mut scanned = 0u64;
+    for root in roots {
+        for file in files_under(&root)? {
+            // Live stores: a temporary file may vanish between listing and reading.
+            let bytes = match std::fs::read(&file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => other.with_context(|| format!("reading {}", file.display()))?,
+            };
+            scanned += bytes.len() as u64;
+            for s in &secrets {
+                assert!(
+                    memchr::memmem::find(&bytes, s).is_none(),
+                    "{} holds a secret ({} bytes)",
+                    file.display(),
+                    s.len()
+                );
+            }
+        }
+    }
+    assert!(scanned > 1_000_000, "the stores were scanned ({scanned} bytes)");
+    Ok(())
+}
+
+fn decode(signed: &[u8]) -> Result<Record> {
+    let parts = parse_sign1(signed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Record::decode_body(parts.body).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            other => other.with_context(|| format!("listing {}", d.display()))?,
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A mosquitto broker on a loopback port, killed on drop.
+struct Mosquitto(Child);
+
+impl Mosquitto {
+    fn start(addr: SocketAddr, dir: &Path) -> Result<Mosquitto> {
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} {}\nallow_anonymous true\npersistence false\n{}",
+                addr.port(),
+                addr.ip(),
+                chipledger_gateway::mqtt::MOSQUITTO_GATEWAY_SETTINGS
+            ),
+        )?;
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting mosquitto")?;
+        let m = Mosquitto(child);
+        poll("mosquitto to listen", || {
+            Ok(std::net::TcpStream::connect(addr).ok().map(|_| ()))
+        })?;
+        Ok(m)
+    }
+}
+
+impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Starts `chipledger gateway` with its embedded broker on `listen`; returns once it is
-/// subscribed.
-fn start_gateway(exe: &Path, dir: &Path, api: &str, listen: SocketAddr) -> Result<Gateway> {
-    let mut child = Command::new(exe)
-        .args(["gateway", "--name", GATEWAY, "--org", OPERATOR, "--key"])
-        .arg(dir.join("ops.key"))
-        .args(["--api", api, "--listen", &listen.to_string(), "--data"])
-        .arg(dir.join("gateway-data"))
-        .args(["--batch-ms", "200"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the gateway")?;
-    let lines = stdout_lines(child.stdout.take().context("gateway stdout")?);
-    let gateway = Gateway(child);
-    poll("the gateway's subscription", || {
-        Ok(lines.try_iter().find(|l| l.contains("subscribed")))
-    })?;
-    Ok(gateway)
-}
-
-/// Ctrl-C (SIGINT) stops the gateway cleanly (exit status 0).
-fn interrupt(mut g: Gateway) -> Result<()> {
-    let pid = g.0.id().to_string();
-    let ok = Command::new("kill").args(["-INT", &pid]).status()?.success();
-    assert!(ok, "kill -INT {pid}");
-    let status = poll("the gateway to stop", || Ok(g.0.try_wait()?))?;
-    assert!(status.success(), "gateway exited with {status}");
-    Ok(())
-}
-
-/// The lines a process prints, read on a thread (so its pipe never fills).
-fn stdout_lines(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
-            // Keep draining after the receiver is gone, so the gateway's stdout stays open.
-            let _ = tx.send(line);
-        }
-    });
-    rx
 }
 
 fn poll<T>(what: &str, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
@@ -139,126 +391,4 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-#[test]
-fn gateway_commits_simulated_fleet_records() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("chipledger-test-gateway-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_chipledger"));
-    let mut net = LocalNet::prepare(&dir, &exe, BASE_PORT, "chipledger-test")?;
-    net.start_all_ready(WAIT)?;
-    let result = run(&net, &exe, &dir);
-    net.stop_all();
-    result
-}
-
-fn run(net: &LocalNet, exe: &Path, dir: &Path) -> Result<()> {
-    let c = Client::new(&net.apis[0])?;
-    let ops_key = SigningKey::ed25519_from_seed(&[7u8; 32]);
-    KeyFile::write(&dir.join("ops.key"), &ops_key)?;
-    govern(
-        net,
-        &c,
-        GovAction::AddOrg(OrgSpec {
-            name: OPERATOR.into(),
-            roles: vec![Role::Operator],
-            keys: vec![ops_key.public_key()],
-        }),
-    )?;
-    let ca = Ca::generate("CN=Maker Device CA,O=maker")?;
-    govern(
-        net,
-        &c,
-        GovAction::AddManufacturerCa(AddManufacturerCa {
-            org: "maker".into(),
-            ca_cert_der: ca.cert_der.clone(),
-            models: vec![ModelRange { first: 100, last: 199 }],
-        }),
-    )?;
-    let ids = (0..DEVICES)
-        .map(|i| register_sim_device(net, &c, &ca, i))
-        .collect::<Result<Vec<_>>>()?;
-
-    let listen = free_local_addr()?;
-    let gateway = start_gateway(exe, dir, &net.apis[0], listen)?;
-    let registered: GatewayBody = poll("the gateway's registration", || {
-        Ok(c.get_json::<GatewayBody>(&format!("/v1/data/gateways/{GATEWAY}")).ok())
-    })?;
-    assert_eq!(registered.operator, OPERATOR);
-
-    let out = Command::new(exe)
-        .args([
-            "fleet",
-            "simulate",
-            "--devices",
-            &DEVICES.to_string(),
-            "--rate",
-            "10",
-            "--seconds",
-            "2",
-        ])
-        .args(["--broker", &listen.to_string(), "--seed", &SEED.to_string(), "--json"])
-        .output()?;
-    if !out.status.success() {
-        bail!("fleet simulate failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("simulate report")?;
-    let count = |k: &str| report[k].as_u64().unwrap_or(0);
-    let sent = count("records_published") + count("epoch_keys_published");
-    assert!(
-        count("records_published") >= DEVICES,
-        "every device published: {report}"
-    );
-    assert_eq!(
-        count("records_acked"),
-        count("records_published"),
-        "every data record acked durable: {report}"
-    );
-    assert_eq!(
-        count("dacks_received"),
-        sent,
-        "every record (epoch keys too) acked: {report}"
-    );
-
-    // Every acked record ends up committed, in batches the ledger holds.
-    let g: GatewayBody = poll("all records committed", || {
-        let g: GatewayBody = c.get_json(&format!("/v1/data/gateways/{GATEWAY}"))?;
-        Ok((g.records == sent).then_some(g))
-    })?;
-    assert!(g.last_batch >= 1);
-    let mut in_batches = 0;
-    for seq in 1..=g.last_batch {
-        let b: BatchBody = c.get_json(&format!("/v1/data/batches/{GATEWAY}/{seq}"))?;
-        assert_eq!(b.operator, OPERATOR);
-        assert!(b.tx_proof.is_some(), "batch {seq} is final with a log proof");
-        in_batches += b.record_count as u64;
-    }
-    assert_eq!(in_batches, sent);
-
-    let mut heads = 0;
-    for id in &ids {
-        let d: DeviceDataBody = c.get_json(&format!("/v1/data/devices/{id}"))?;
-        assert!(d.registered && !d.revoked, "{id}");
-        assert!(!d.streams.is_empty(), "device {id} has chain heads");
-        for s in &d.streams {
-            assert_eq!(s.gateway, GATEWAY);
-            assert_eq!(s.trust, 1, "registered DeviceID key: trust level 1");
-            assert_eq!(s.missing, 0, "no gaps");
-            assert_eq!(s.records, s.seq, "every record of {id}/{} committed", s.stream);
-        }
-        assert_eq!(d.anomalies.total, 0);
-        heads += d.records;
-    }
-    assert_eq!(heads, sent, "the devices' chains hold every record");
-
-    // Ctrl-C stops it cleanly; a restart on the same store finds its registration and commits
-    // nothing twice.
-    interrupt(gateway)?;
-    let again = start_gateway(exe, dir, &net.apis[0], listen)?;
-    std::thread::sleep(Duration::from_secs(1));
-    let after: GatewayBody = c.get_json(&format!("/v1/data/gateways/{GATEWAY}"))?;
-    assert_eq!((after.last_batch, after.records), (g.last_batch, g.records));
-    assert_eq!(after.registered_height, registered.registered_height);
-    interrupt(again)
 }

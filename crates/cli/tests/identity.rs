@@ -192,6 +192,17 @@ fn ed25519_chip(net: &LocalNet, c: &Client) -> Result<()> {
     assert_eq!(att["measurement"], measurement.as_str());
     let rec = c.device(&id)?.attestation.context("attested")?;
     assert_eq!(rec.alias_fwid_sha256, measurement);
+    // The API serves the Alias key of the verified chain: the one DICE derives for this image
+    // (the key depends on the image's hash only, not on its name or version).
+    let mut chip = chip;
+    let layer = chip.boot(&Firmware {
+        name: "any",
+        version: "any",
+        svn: 0,
+        image: DEFAULT_FIRMWARE_IMAGE,
+    })?;
+    assert_eq!(rec.alias_key_alg, "ed25519");
+    assert_eq!(rec.alias_key_spki, hex::encode(layer.alias_public_key.to_spki_der()));
     Ok(())
 }
 

@@ -22,6 +22,7 @@ use crate::cert::{self, CertError, CertRequest, CertValidity, DiceTcbInfo, Fwid}
 use crate::dice::{self, Cdis, DiceError, ID_SIZE, InputValues, KeyPair, LayerKey, Mode, UDS_SIZE};
 use crate::eat::{self, EatClaims, EatError};
 use crate::key::{DeviceKeyAlg, DevicePublicKey, DeviceSignature, DeviceSigner};
+use crate::record::{RecordChainWriter, RecordError, SignedRecord};
 
 /// Errors of a chip operation.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +38,10 @@ pub enum ChipError {
     NoDeviceIdCert,
     #[error("the DeviceID certificate does not certify this chip's DeviceID key")]
     DeviceIdCertMismatch,
-    #[error("no firmware layer booted yet: boot one before signing evidence")]
+    #[error("no firmware layer booted yet: boot one before signing evidence or records")]
     NotBooted,
+    #[error("record: {0}")]
+    Record(#[from] RecordError),
     #[error("chip file: {0}")]
     File(String),
 }
@@ -111,6 +114,15 @@ pub trait Chip {
     fn boot(&mut self, firmware: &Firmware<'_>) -> Result<BootedLayer, ChipError>;
     /// Sign an EAT with the Alias key of the booted layer.
     fn sign_eat(&self, claims: &EatClaims) -> Result<Vec<u8>, ChipError>;
+    /// Sign the next record of `chain` with the Alias key of the booted layer (what a gateway
+    /// verifies at trust level 2 once the ledger holds evidence for this layer).
+    fn sign_record(
+        &self,
+        chain: &mut RecordChainWriter,
+        timestamp_ms: u64,
+        epoch: u32,
+        payload: Vec<u8>,
+    ) -> Result<SignedRecord, ChipError>;
 }
 
 /// The booted layer's secret: the Alias signing key.
@@ -281,6 +293,18 @@ impl Chip for SoftChip {
     fn sign_eat(&self, claims: &EatClaims) -> Result<Vec<u8>, ChipError> {
         let booted = self.booted.as_ref().ok_or(ChipError::NotBooted)?;
         Ok(eat::sign_eat(claims, &booted.alias_key)?)
+    }
+
+    fn sign_record(
+        &self,
+        chain: &mut RecordChainWriter,
+        timestamp_ms: u64,
+        epoch: u32,
+        payload: Vec<u8>,
+    ) -> Result<SignedRecord, ChipError> {
+        let booted = self.booted.as_ref().ok_or(ChipError::NotBooted)?;
+        let (_, signed) = chain.sign_next(&booted.alias_key, timestamp_ms, epoch, payload)?;
+        Ok(signed)
     }
 }
 
@@ -477,11 +501,47 @@ mod tests {
         assert_eq!(chip.boot(&FW).unwrap().alias_public_key, a.alias_public_key);
     }
 
+    /// Records are signed by the booted layer's Alias key (both algorithms): they verify under
+    /// it, not under the DeviceID key nor a previous layer's Alias key.
+    #[test]
+    fn records_are_signed_by_the_booted_alias_key() {
+        for alg in DeviceKeyAlg::ALL {
+            let (mut chip, _) = provisioned_with(9, alg);
+            let old = chip.boot(&FW).unwrap();
+            let other = Firmware {
+                image: b"other image",
+                ..FW
+            };
+            let layer = chip.boot(&other).unwrap();
+            let device = chipledger_types::device_tx::DeviceId(chip.device_id());
+            let mut chain = RecordChainWriter::new(device, "temp").unwrap();
+            let signed = chip.sign_record(&mut chain, 1, 0, alloc::vec![0xd0, 2, 3]).unwrap();
+            assert_eq!(chain.next_seq(), 2);
+            let record = crate::record::verify_record(&signed.bytes, &layer.alias_public_key).unwrap();
+            assert_eq!(
+                (record.device, record.seq, record.payload),
+                (device, 1, alloc::vec![0xd0, 2, 3])
+            );
+            for wrong in [old.alias_public_key, chip.deviceid_public_key()] {
+                assert_eq!(
+                    crate::record::verify_record(&signed.bytes, &wrong),
+                    Err(RecordError::BadSignature),
+                    "{alg}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn refusals_are_typed() {
         let mut chip = SoftChip::from_uds([1; UDS_SIZE], "maker", "lamp").unwrap();
         assert!(matches!(chip.boot(&FW), Err(ChipError::NoDeviceIdCert)));
         assert!(matches!(chip.sign_eat(&claims(&[5; 40])), Err(ChipError::NotBooted)));
+        let mut chain = RecordChainWriter::new(chipledger_types::device_tx::DeviceId([1; 20]), "temp").unwrap();
+        assert!(matches!(
+            chip.sign_record(&mut chain, 1, 0, alloc::vec![]),
+            Err(ChipError::NotBooted)
+        ));
         let (other, ca_der) = provisioned(2);
         let wrong = other.deviceid_cert_der().unwrap();
         assert!(matches!(

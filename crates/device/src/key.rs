@@ -60,6 +60,10 @@ pub enum KeyError {
     /// The signature does not verify.
     #[error("signature does not verify")]
     BadSignature,
+    /// The bytes are not the DER SubjectPublicKeyInfo [`DevicePublicKey::to_spki_der`] makes
+    /// (malformed DER, trailing bytes, or another encoding of the key, e.g. a compressed point).
+    #[error("not the canonical DER SubjectPublicKeyInfo of a P-256 or Ed25519 key")]
+    NonCanonicalSpki,
 }
 
 /// A device public key (DeviceID or Alias), P-256 or Ed25519.
@@ -118,6 +122,26 @@ impl DevicePublicKey {
                 .map_err(|_| KeyError::Malformed(DeviceKeyAlg::Ed25519)),
             other => Err(KeyError::UnsupportedAlgorithm(other)),
         }
+    }
+
+    /// The canonical byte form of the key with its algorithm: the DER SubjectPublicKeyInfo
+    /// (RFC 5480 uncompressed point for P-256, RFC 8410 for Ed25519), as certificates carry it
+    /// and the ledger stores an attested Alias key. [`DevicePublicKey::from_spki_der`] inverts it.
+    pub fn to_spki_der(&self) -> alloc::vec::Vec<u8> {
+        let spki = self.to_spki().expect("a valid P-256 or Ed25519 key has an SPKI");
+        der::Encode::to_der(&spki).expect("an SPKI encodes as DER")
+    }
+
+    /// Decodes exactly the bytes [`DevicePublicKey::to_spki_der`] makes: any other encoding
+    /// of a key is [`KeyError::NonCanonicalSpki`], so bytes and key correspond one to one.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let spki =
+            <SubjectPublicKeyInfoRef<'_> as der::Decode>::from_der(der).map_err(|_| KeyError::NonCanonicalSpki)?;
+        let key = Self::from_spki(spki)?;
+        if key.to_spki_der() != der {
+            return Err(KeyError::NonCanonicalSpki);
+        }
+        Ok(key)
     }
 
     /// Verifies `signature` over `message`; the signature's algorithm must be the key's.
@@ -323,6 +347,40 @@ mod tests {
         );
     }
 
+    /// The SPKI DER form round-trips for both algorithms; other encodings of the same key (a
+    /// compressed P-256 point, trailing bytes) and garbage are refused.
+    #[test]
+    fn spki_der_is_canonical() {
+        for alg in DeviceKeyAlg::ALL {
+            let pair = LayerKey::derive(alg, &[7; 32]).unwrap().key_pair;
+            let public = DeviceSigner::from(&pair).public_key();
+            let der = public.to_spki_der();
+            assert_eq!(DevicePublicKey::from_spki_der(&der), Ok(public), "{alg}");
+            let mut trailing = der.clone();
+            trailing.push(0);
+            assert_eq!(
+                DevicePublicKey::from_spki_der(&trailing),
+                Err(KeyError::NonCanonicalSpki)
+            );
+        }
+        let p256 = LayerKey::derive(DeviceKeyAlg::P256, &[7; 32]).unwrap().key_pair;
+        let DevicePublicKey::P256(key) = DeviceSigner::from(&p256).public_key() else {
+            unreachable!()
+        };
+        // The same key with a compressed point: a valid SPKI, but not the canonical one.
+        let point = key.to_sec1_point(true);
+        let compressed = spki::SubjectPublicKeyInfoOwned {
+            algorithm: DevicePublicKey::P256(key).to_spki().unwrap().algorithm,
+            subject_public_key: der::asn1::BitString::from_bytes(point.as_bytes()).unwrap(),
+        };
+        let der = der::Encode::to_der(&compressed).unwrap();
+        assert_eq!(DevicePublicKey::from_spki_der(&der), Err(KeyError::NonCanonicalSpki));
+        assert_eq!(
+            DevicePublicKey::from_spki_der(&[0x30, 0x00]),
+            Err(KeyError::NonCanonicalSpki)
+        );
+    }
+
     #[test]
     fn ed25519_spki_is_rfc8410() {
         // RFC 8410 §10.1: the example Ed25519 public key in SubjectPublicKeyInfo form.
@@ -333,5 +391,7 @@ mod tests {
         let key = DevicePublicKey::from_spki(spki).unwrap();
         assert_eq!(key.alg(), DeviceKeyAlg::Ed25519);
         assert_eq!(der::Encode::to_der(&key.to_spki().unwrap()).unwrap(), der);
+        assert_eq!(key.to_spki_der(), der);
+        assert_eq!(DevicePublicKey::from_spki_der(&der), Ok(key));
     }
 }

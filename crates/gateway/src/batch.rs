@@ -15,6 +15,7 @@
 //! ledger's root with the stored one and marks the batch committed only if they match.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use chipledger_types::data_tx::{BatchHead, CommitBatch, batch_root};
@@ -118,56 +119,17 @@ impl Gateway {
     /// One pass over the open batches, in seq order. Stops at the first submission error (later
     /// batches would only be refused as a seq gap) and returns it.
     pub fn submit_batches<S: Submitter + ?Sized>(&mut self, submitter: &mut S) -> Result<SubmitReport, BatchError> {
-        let mut report = SubmitReport::default();
-        let seqs: Vec<u64> = self.open_batches.keys().copied().collect();
-        for seq in seqs {
-            let Some(row) = self.open_batches.get(&seq).cloned() else {
-                continue;
-            };
-            let resubmit = match row.status {
-                BatchStatus::Pending => true,
-                BatchStatus::Submitted(tx) => match submitter.status(&tx)? {
-                    TxStatus::Final => {
-                        self.mark_committed(seq, Some(tx), &mut report)?;
-                        false
-                    }
-                    TxStatus::Pending => false,
-                    TxStatus::Unknown => true,
-                },
-                BatchStatus::Committed(_) => false,
-            };
-            if resubmit {
-                self.submit_one(row, submitter, &mut report)?;
-            }
-        }
-        Ok(report)
+        submit_pass(self, submitter)
     }
 
-    fn submit_one<S: Submitter + ?Sized>(
-        &mut self,
-        mut row: BatchRow,
-        submitter: &mut S,
-        report: &mut SubmitReport,
-    ) -> Result<(), BatchError> {
+    /// Records a submission: the batch is `Submitted` in `tx` (durably).
+    fn mark_submitted(&mut self, mut row: BatchRow, tx: TxHash, report: &mut SubmitReport) -> Result<(), StoreError> {
         let seq = row.payload.batch_seq;
-        match submitter.submit(&row.payload) {
-            Ok(tx) => {
-                row.status = BatchStatus::Submitted(tx);
-                self.store.set_batch_status(&row)?;
-                self.open_batches.insert(seq, row);
-                report.submitted.push(seq);
-                Ok(())
-            }
-            Err(SubmitError::BatchReplayed) => {
-                let ledger_root = submitter.committed_root(&self.config.name, seq)?;
-                if ledger_root != Some(row.payload.root) {
-                    return Err(BatchError::RootMismatch { seq });
-                }
-                self.mark_committed(seq, None, report)?;
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        row.status = BatchStatus::Submitted(tx);
+        self.store.set_batch_status(&row)?;
+        self.open_batches.insert(seq, row);
+        report.submitted.push(seq);
+        Ok(())
     }
 
     /// Marks an open batch committed (durably) and closes it; a closed batch is never marked
@@ -183,6 +145,76 @@ impl Gateway {
         report.committed.push(seq);
         Ok(())
     }
+}
+
+/// [`Gateway::submit_batches`] for a gateway shared behind a mutex (ingest on one thread, the
+/// ledger loop on another): the lock is taken only to read and update the batches, never while
+/// the submitter waits on the ledger, so ingestion goes on meanwhile. Only the ledger loop may
+/// submit. A poisoned lock is taken over (the batch state is written through to the store
+/// before it changes in memory).
+pub fn submit_batches_shared<S: Submitter + ?Sized>(
+    gateway: &Mutex<Gateway>,
+    submitter: &mut S,
+) -> Result<SubmitReport, BatchError> {
+    submit_pass(gateway, submitter)
+}
+
+/// How a submission pass reaches the gateway: directly, or through a briefly held lock.
+trait Access {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Gateway) -> R) -> R;
+}
+
+impl Access for &mut Gateway {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Gateway) -> R) -> R {
+        f(self)
+    }
+}
+
+impl Access for &Mutex<Gateway> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Gateway) -> R) -> R {
+        f(&mut self.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The pass itself: walks the open batches in seq order; the submitter is called outside
+/// [`Access::with`].
+fn submit_pass<A: Access, S: Submitter + ?Sized>(
+    mut gateway: A,
+    submitter: &mut S,
+) -> Result<SubmitReport, BatchError> {
+    let mut report = SubmitReport::default();
+    let (name, rows): (String, Vec<BatchRow>) =
+        gateway.with(|g| (g.config.name.clone(), g.open_batches.values().cloned().collect()));
+    for row in rows {
+        let seq = row.payload.batch_seq;
+        let resubmit = match row.status {
+            BatchStatus::Pending => true,
+            BatchStatus::Submitted(tx) => match submitter.status(&tx)? {
+                TxStatus::Final => {
+                    gateway.with(|g| g.mark_committed(seq, Some(tx), &mut report))?;
+                    false
+                }
+                TxStatus::Pending => false,
+                TxStatus::Unknown => true,
+            },
+            BatchStatus::Committed(_) => false,
+        };
+        if !resubmit {
+            continue;
+        }
+        match submitter.submit(&row.payload) {
+            Ok(tx) => gateway.with(|g| g.mark_submitted(row, tx, &mut report))?,
+            Err(SubmitError::BatchReplayed) => {
+                let ledger_root = submitter.committed_root(&name, seq)?;
+                if ledger_root != Some(row.payload.root) {
+                    return Err(BatchError::RootMismatch { seq });
+                }
+                gateway.with(|g| g.mark_committed(seq, None, &mut report))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(report)
 }
 
 /// The `CommitBatch` of `records` (non-empty, within the limits).

@@ -17,6 +17,10 @@ pub enum StoreError {
         #[source]
         source: DecodeError,
     },
+    /// The write of the group this record belonged to failed (`Gateway::ingest_many`; the
+    /// group's first affected record carries the cause itself).
+    #[error("record store: the group write failed: {0}")]
+    GroupWrite(String),
 }
 
 /// Converts each concrete redb error into [`StoreError::Redb`].

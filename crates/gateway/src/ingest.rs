@@ -6,21 +6,23 @@
 //! announced itself → 0), then the stored record at the same seq (same hash → duplicate, other
 //! hash → fork), then [`ChainState::check`]. The store write happens before any in-memory
 //! state changes, so a failed write leaves the gateway as it was and nothing is acked.
+//! [`Gateway::ingest`] is a group of one: the pipeline itself is [`Gateway::ingest_many`]
+//! (`crate::group`: signatures on all cores, one store transaction per group).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chipledger_device::key::DevicePublicKey;
-use chipledger_device::record::verify_record;
 use chipledger_types::data_tx::{AnomalyKind, ReportChainAnomaly, TrustLevel};
 use chipledger_types::device_tx::DeviceId;
-use chipledger_types::limits::{MAX_ANOMALY_EVIDENCE, MAX_BATCH_HEADS, MAX_BATCH_RECORDS, MAX_RECORD_BYTES};
+use chipledger_types::limits::{MAX_ANOMALY_EVIDENCE, MAX_BATCH_HEADS, MAX_BATCH_RECORDS};
 use chipledger_types::merkle::Hash;
-use chipledger_types::record::{ChainAnomaly, ChainState, Record, RecordError, RecordHash, parse_sign1, record_hash};
+use chipledger_types::record::{ChainAnomaly, ChainState, Record, RecordHash};
 
 use crate::error::{IngestError, StoreError};
-use crate::store::{AcceptWrite, BatchRow, ChainKey, PendingRecord, Store};
+use crate::reject::{MAX_REJECTION_SLOTS, REJECTION_REPORT_INTERVAL, RejectionLimiter};
+use crate::store::{BatchRow, ChainKey, PendingRecord, Store};
 
 /// A device's standing in the registry, as the gateway last learned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +54,7 @@ impl DeviceEntry {
     };
 
     /// Keys to try, most trusted first; empty for a revoked device.
-    fn candidates(&self) -> Vec<(DevicePublicKey, TrustLevel)> {
+    pub(crate) fn candidates(&self) -> Vec<(DevicePublicKey, TrustLevel)> {
         let registered = match self.status {
             DeviceStatus::Revoked => return Vec::new(),
             DeviceStatus::Registered => [
@@ -157,16 +159,18 @@ impl GatewayConfig {
 pub struct Gateway {
     pub(crate) config: GatewayConfig,
     pub(crate) store: Store,
-    chains: BTreeMap<ChainKey, ChainState>,
+    pub(crate) chains: BTreeMap<ChainKey, ChainState>,
     /// Accepted records not yet in a batch, in arrival order (with their durable index).
     pub(crate) pending: Vec<(u64, PendingRecord)>,
     /// When the oldest pending record arrived (restart: the time of the restart).
     pub(crate) oldest_pending: Option<Instant>,
-    next_pending: u64,
-    next_anomaly: u64,
+    pub(crate) next_pending: u64,
+    pub(crate) next_anomaly: u64,
     pub(crate) next_batch_seq: u64,
     /// Cut batches not yet committed, by seq.
     pub(crate) open_batches: BTreeMap<u64, BatchRow>,
+    /// Rate limit of rejection and duplicate reports (`crate::reject`).
+    pub(crate) rejections: RejectionLimiter,
 }
 
 impl Gateway {
@@ -192,6 +196,7 @@ impl Gateway {
             next_anomaly: loaded.next_anomaly_index,
             next_batch_seq: loaded.next_batch_seq,
             open_batches: loaded.open_batches,
+            rejections: RejectionLimiter::new(REJECTION_REPORT_INTERVAL, MAX_REJECTION_SLOTS),
         })
     }
 
@@ -211,118 +216,20 @@ impl Gateway {
     }
 
     /// Verifies, classifies and durably stores one record. `Ok` means the record is on disk
-    /// (or already was): the caller may ack it. Never panics on input.
+    /// (or already was): the caller may ack it. Never panics on input. A group of one
+    /// ([`Gateway::ingest_many`]).
     pub fn ingest<D: DeviceDirectory + ?Sized>(
         &mut self,
         bytes: &[u8],
         directory: &D,
     ) -> Result<Accepted, IngestError> {
-        if bytes.len() > MAX_RECORD_BYTES {
-            return Err(IngestError::TooLarge {
-                len: bytes.len(),
-                max: MAX_RECORD_BYTES,
-            });
-        }
-        let (record, trust) = verify(bytes, directory)?;
-        let hash = record_hash(bytes);
-        let chain = ChainKey {
-            device: record.device,
-            stream: record.stream.clone(),
-        };
-        if let Some(stored) = self.store.record(&chain, record.seq)? {
-            return self.already_held(&record, hash, stored.hash, stored.trust, bytes);
-        }
-        let mut state = self.chains.get(&chain).cloned().unwrap_or_default();
-        let outcome = state.check(&record, hash);
-        let moves_head = match &outcome {
-            Ok(()) | Err(ChainAnomaly::Gap { .. }) => true,
-            Err(ChainAnomaly::OutOfOrder { .. }) => false,
-            Err(anomaly @ (ChainAnomaly::Fork { .. } | ChainAnomaly::Replay { .. })) => {
-                return Err(self.refuse(&record, hash, anomaly.clone(), bytes));
-            }
-            // A duplicate the window knows but the store does not cannot happen (the store is
-            // written first); refuse rather than ack anything not on disk.
-            Err(anomaly) => return Err(IngestError::Chain(anomaly.clone())),
-        };
-        let anomaly = outcome.err();
-        self.store_accepted(&record, hash, trust, moves_head, anomaly.as_ref(), bytes)?;
-        self.chains.insert(chain, state);
-        Ok(accepted(&record, hash, trust, anomaly))
-    }
-
-    /// A record at a seq the store already holds: the same one (idempotent ack) or a fork.
-    fn already_held(
-        &mut self,
-        record: &Record,
-        hash: RecordHash,
-        stored_hash: RecordHash,
-        stored_trust: TrustLevel,
-        bytes: &[u8],
-    ) -> Result<Accepted, IngestError> {
-        if stored_hash == hash {
-            let anomaly = ChainAnomaly::Duplicate { seq: record.seq };
-            return Ok(accepted(record, hash, stored_trust, Some(anomaly)));
-        }
-        let fork = ChainAnomaly::Fork {
-            seq: record.seq,
-            accepted: stored_hash,
-            conflicting: hash,
-        };
-        Err(self.refuse(record, hash, fork, bytes))
-    }
-
-    /// Queues the report of a refused record (a fork keeps the record as evidence).
-    fn refuse(&mut self, record: &Record, hash: RecordHash, anomaly: ChainAnomaly, bytes: &[u8]) -> IngestError {
-        let report = self.report(record, hash, &anomaly);
-        let evidence = matches!(anomaly, ChainAnomaly::Fork { .. }).then_some((hash, bytes));
-        match self.store.record_anomaly(self.next_anomaly, &report, evidence) {
-            Ok(()) => {
-                self.next_anomaly += 1;
-                IngestError::Chain(anomaly)
-            }
-            Err(e) => IngestError::Store(e),
-        }
-    }
-
-    fn store_accepted(
-        &mut self,
-        record: &Record,
-        hash: RecordHash,
-        trust: TrustLevel,
-        moves_head: bool,
-        anomaly: Option<&ChainAnomaly>,
-        bytes: &[u8],
-    ) -> Result<(), StoreError> {
-        let pending = PendingRecord {
-            chain: ChainKey {
-                device: record.device,
-                stream: record.stream.clone(),
-            },
-            seq: record.seq,
-            hash,
-            trust,
-            timestamp_ms: record.timestamp_ms,
-            moves_head,
-        };
-        let report = anomaly.map(|a| self.report(record, hash, a));
-        self.store.accept(&AcceptWrite {
-            pending_index: self.next_pending,
-            record: &pending,
-            bytes,
-            new_head: moves_head.then_some((record.seq, hash)),
-            anomaly: report.as_ref().map(|r| (self.next_anomaly, r)),
-        })?;
-        if report.is_some() {
-            self.next_anomaly += 1;
-        }
-        self.pending.push((self.next_pending, pending));
-        self.next_pending += 1;
-        self.oldest_pending.get_or_insert_with(Instant::now);
-        Ok(())
+        let mut results = self.ingest_many(&[bytes], directory);
+        assert_eq!(results.len(), 1, "ingest_many answers each record");
+        results.remove(0)
     }
 
     /// The `ReportChainAnomaly` payload for an anomaly.
-    fn report(&self, record: &Record, hash: RecordHash, anomaly: &ChainAnomaly) -> ReportChainAnomaly {
+    pub(crate) fn report(&self, record: &Record, hash: RecordHash, anomaly: &ChainAnomaly) -> ReportChainAnomaly {
         let (kind, expected_seq, evidence): (AnomalyKind, Option<u64>, Vec<Hash>) = match *anomaly {
             ChainAnomaly::Gap { expected, .. } => (AnomalyKind::Gap, Some(expected), vec![hash.0]),
             ChainAnomaly::Duplicate { .. } => (AnomalyKind::Duplicate, None, vec![hash.0]),
@@ -363,7 +270,12 @@ impl Gateway {
     }
 }
 
-fn accepted(record: &Record, hash: RecordHash, trust: TrustLevel, anomaly: Option<ChainAnomaly>) -> Accepted {
+pub(crate) fn accepted(
+    record: &Record,
+    hash: RecordHash,
+    trust: TrustLevel,
+    anomaly: Option<ChainAnomaly>,
+) -> Accepted {
     Accepted {
         device: record.device,
         stream: record.stream.clone(),
@@ -372,26 +284,6 @@ fn accepted(record: &Record, hash: RecordHash, trust: TrustLevel, anomaly: Optio
         trust,
         anomaly,
     }
-}
-
-/// Decodes the claimed device, then verifies under its most trusted key that verifies.
-fn verify<D: DeviceDirectory + ?Sized>(bytes: &[u8], directory: &D) -> Result<(Record, TrustLevel), IngestError> {
-    let claimed = Record::decode_body(parse_sign1(bytes)?.body)?;
-    let entry = directory.lookup(&claimed.device);
-    let candidates = entry.candidates();
-    match entry.status {
-        DeviceStatus::Revoked => return Err(IngestError::Revoked(claimed.device)),
-        DeviceStatus::Unknown if candidates.is_empty() => return Err(IngestError::UnknownDevice(claimed.device)),
-        _ => {}
-    }
-    let mut last = RecordError::BadSignature;
-    for (key, trust) in candidates {
-        match verify_record(bytes, &key) {
-            Ok(record) => return Ok((record, trust)),
-            Err(e) => last = e,
-        }
-    }
-    Err(IngestError::Record(last))
 }
 
 #[cfg(test)]

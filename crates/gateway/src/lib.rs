@@ -5,11 +5,17 @@
 
 pub mod batch;
 pub mod error;
+pub mod group;
 pub mod ingest;
 pub mod mqtt;
+pub mod proof;
+pub mod reject;
 pub mod store;
 pub mod topics;
+pub mod verify;
 
-pub use batch::{SubmitReport, Submitter, TxStatus};
+pub use batch::{SubmitReport, Submitter, TxStatus, submit_batches_shared};
 pub use error::{BatchError, IngestError, StoreError, SubmitError};
+pub use group::{Verified, verify_many};
 pub use ingest::{Accepted, DeviceDirectory, DeviceEntry, DeviceStatus, Gateway, GatewayConfig, MemoryDirectory};
+pub use reject::{Rejection, RejectionOutcome, RejectionStats};

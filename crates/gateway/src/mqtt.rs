@@ -22,12 +22,20 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::topics::{
     DurableAck, Frame, MAX_FRAME_BYTES, MessageType, REBIRTH_COMMAND, RebirthReason, SessionTracker, SessionVerdict,
-    Topic, TopicError, device_segment, gateway_filter,
+    Topic, TopicError, check_record_device, device_segment, gateway_filter,
 };
 
 /// Largest MQTT payload the transport carries: twice a frame, so an oversized frame reaches
 /// the gateway and is counted instead of dropping the whole connection.
 pub const MAX_TRANSPORT_PAYLOAD_BYTES: usize = 2 * MAX_FRAME_BYTES;
+/// The mosquitto settings a gateway's broker needs (lines for `mosquitto.conf`). mosquitto
+/// drops QoS 1 messages for a subscriber once `max_queued_messages` (default 1,000) are queued
+/// for it, so a burst larger than that would be lost before the gateway saw it (the device
+/// never gets its `DACK`); and an unbounded `max_inflight_messages` (0) would let the broker
+/// push more unacknowledged messages than the gateway queues ([`DEFAULT_QUEUE_RECORDS_MAX`]),
+/// so it is bounded below that.
+pub const MOSQUITTO_GATEWAY_SETTINGS: &str = "max_inflight_messages 1000\nmax_queued_messages 1000000\n";
+
 /// Default bound of the queue between the MQTT event loop and the sink.
 pub const DEFAULT_QUEUE_RECORDS_MAX: usize = 1024;
 /// Streams whose highest durable seq the subscriber remembers for its `DACK`s.
@@ -44,6 +52,9 @@ pub const KEEP_ALIVE_S: u64 = 30;
 pub const SINK_RETRIES_MAX: u32 = 40;
 /// Pause between those retries.
 pub const SINK_RETRY_DELAY_MS: u64 = 250;
+/// Most queued messages the worker takes at once: their records go to the sink in one
+/// [`RecordSink::accept_many`] call (one group commit), then their acks leave in order.
+pub const MAX_WORKER_GROUP: usize = 256;
 /// The group of the gateway's own will when it serves every group.
 pub const GATEWAY_GROUP: &str = "gateways";
 /// Broker connections the embedded broker accepts.
@@ -65,6 +76,8 @@ pub enum MqttError {
     BadName(#[from] TopicError),
     #[error("MQTT client request failed: {0}")]
     Client(#[from] rumqttc::ClientError),
+    #[error("could not start the sink worker thread: {0}")]
+    Thread(std::io::Error),
     #[error("broker {broker} did not confirm the subscriptions within {waited_ms} ms: {last_error}")]
     SubscribeTimeout {
         broker: String,
@@ -107,8 +120,23 @@ pub trait RecordSink: Send + Sync + 'static {
     /// Verifies and durably stores one record (tagged COSE_Sign1 bytes); returns its
     /// stream and seq once durable.
     fn accept(&self, origin: &RecordOrigin, record: &[u8]) -> Result<Durable, SinkError>;
+    /// Verifies and durably stores several records, given in arrival order; one answer per
+    /// record, in that order. A sink that can verify in parallel and store a group in one
+    /// transaction overrides it. Default: [`RecordSink::accept`] one by one.
+    fn accept_many(&self, records: &[(&RecordOrigin, &[u8])]) -> Vec<Result<Durable, SinkError>> {
+        records
+            .iter()
+            .map(|(origin, record)| self.accept(origin, record))
+            .collect()
+    }
     /// A rebirth was requested after a session-sequence gap: record it on the ledger.
     fn rebirth_requested(&self, event: RequestRebirth);
+    /// A message was dropped before reaching [`RecordSink::accept`] (oversized, not a frame,
+    /// bad topic); `device` is its `DDATA` topic's device, if any. Called on the worker
+    /// thread in arrival order before the message is acknowledged; may block. Default: nothing.
+    fn dropped(&self, device: Option<DeviceId>, reason: DropReason, detail: String) {
+        let _ = (device, reason, detail);
+    }
 }
 
 /// Why a message was dropped without reaching the sink.
@@ -118,6 +146,8 @@ pub enum DropReason {
     Oversized,
     Malformed,
     BadTopic,
+    /// A `DDATA` topic names another device than its record ([`TopicError::DeviceMismatch`]).
+    DeviceMismatch,
 }
 
 /// Counters of a running subscriber.
@@ -129,6 +159,7 @@ pub struct Counters {
     pub oversized: AtomicU64,
     pub malformed: AtomicU64,
     pub bad_topic: AtomicU64,
+    pub device_mismatch: AtomicU64,
     pub rebirths_requested: AtomicU64,
     pub dacks_published: AtomicU64,
     pub transport_errors: AtomicU64,
@@ -143,6 +174,7 @@ pub struct Stats {
     pub oversized: u64,
     pub malformed: u64,
     pub bad_topic: u64,
+    pub device_mismatch: u64,
     pub rebirths_requested: u64,
     pub dacks_published: u64,
     pub transport_errors: u64,
@@ -158,6 +190,7 @@ impl Counters {
             oversized: get(&self.oversized),
             malformed: get(&self.malformed),
             bad_topic: get(&self.bad_topic),
+            device_mismatch: get(&self.device_mismatch),
             rebirths_requested: get(&self.rebirths_requested),
             dacks_published: get(&self.dacks_published),
             transport_errors: get(&self.transport_errors),
@@ -169,6 +202,7 @@ impl Counters {
             DropReason::Oversized => &self.oversized,
             DropReason::Malformed => &self.malformed,
             DropReason::BadTopic => &self.bad_topic,
+            DropReason::DeviceMismatch => &self.device_mismatch,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -262,7 +296,12 @@ pub struct SubscriberConfig {
     pub gateway_id: String,
     /// The group served; `None` for every group.
     pub group: Option<String>,
-    /// Bound of the event loop → sink queue.
+    /// MQTT client id when it is not `gateway_id`: one gateway serving several groups over
+    /// several connections (one subscriber each, e.g. past a broker's in-flight limit per
+    /// connection) needs a distinct one per connection.
+    pub client_id: Option<String>,
+    /// Sizes the client's request channel (DACKs and acks the worker hands back). The queue
+    /// from the event loop to the worker itself is unbounded: see [`spawn_subscriber`].
     pub queue_records_max: usize,
 }
 
@@ -274,6 +313,7 @@ impl SubscriberConfig {
             port,
             gateway_id: gateway_id.into(),
             group: None,
+            client_id: None,
             queue_records_max: DEFAULT_QUEUE_RECORDS_MAX,
         }
     }
@@ -320,8 +360,15 @@ enum Job {
         origin: RecordOrigin,
         publish: Publish,
     },
-    /// Acknowledge only (not a record, or dropped).
+    /// Acknowledge only (not a record).
     Ack(Publish),
+    /// Tell the sink, then acknowledge.
+    Dropped {
+        publish: Publish,
+        device: Option<DeviceId>,
+        reason: DropReason,
+        detail: String,
+    },
     Rebirth {
         topic: Topic,
         reason: RebirthReason,
@@ -339,7 +386,8 @@ pub async fn spawn_subscriber(
     let will = config.will_topic()?;
     let group = config.group.clone().unwrap_or_else(|| "+".into());
     let queue = config.queue_records_max.max(1);
-    let mut options = MqttOptions::new(config.gateway_id.clone(), config.host.clone(), config.port);
+    let client_id = config.client_id.clone().unwrap_or_else(|| config.gateway_id.clone());
+    let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
     options
         .set_keep_alive(Duration::from_secs(KEEP_ALIVE_S))
         .set_manual_acks(true)
@@ -351,14 +399,19 @@ pub async fn spawn_subscriber(
             QoS::AtLeastOnce,
             false,
         ));
-    // Each job makes at most two client requests (DACK, ack); a request capacity above twice
-    // the queue means the worker never waits on the event loop while it waits on the worker.
-    let (client, event_loop) = AsyncClient::new(options, 2 * queue + 16);
-    let (jobs_tx, jobs_rx) = mpsc::channel(queue);
+    // Each job makes at most two client requests (DACK, ack): room for two per queued job and
+    // per job of a worker group lets the worker run ahead of the event loop's draining.
+    let (client, event_loop) = AsyncClient::new(options, 2 * (queue + MAX_WORKER_GROUP) + 16);
+    // The event loop never waits on the worker: rumqttc drains the client's requests (our
+    // acks) only between network reads of up to 10 packets, so an event loop blocked on a
+    // full queue while the worker waits for request-channel space deadlocks under a broker
+    // that pushes faster than acks drain (mosquitto does not cap in-flight messages to an
+    // MQTT 3.1.1 subscriber). Memory is then bounded by what the broker sends unacknowledged.
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let counters = Arc::new(Counters::default());
     let stopping = Arc::new(AtomicBool::new(false));
-    let worker = spawn_worker(&config, client.clone(), sink, jobs_rx, counters.clone());
+    let worker = spawn_worker(&config, client.clone(), sink, jobs_rx, counters.clone())?;
     let state = LoopState {
         client: client.clone(),
         filter: gateway_filter(&group),
@@ -396,7 +449,7 @@ struct LoopState {
     client: AsyncClient,
     filter: String,
     tracker: SessionTracker,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
     counters: Arc<Counters>,
     stopping: Arc<AtomicBool>,
     ready: Option<oneshot::Sender<()>>,
@@ -443,14 +496,19 @@ impl LoopState {
             Err((reason, error)) => {
                 self.counters.dropped(reason);
                 tracing::warn!(topic = %publish.topic, %error, "dropped MQTT message");
-                Job::Ack(publish)
+                Job::Dropped {
+                    device: ddata_device(&publish.topic),
+                    publish,
+                    reason,
+                    detail: error.to_string(),
+                }
             }
         };
         self.queue(job).await;
     }
 
     async fn queue(&self, job: Job) {
-        if self.jobs.send(job).await.is_err() {
+        if self.jobs.send(job).is_err() {
             tracing::error!("sink worker stopped; message not acknowledged");
         }
     }
@@ -482,12 +540,22 @@ impl LoopState {
         let (MessageType::DData, Some(device)) = (topic.message_type, device) else {
             return Ok(None);
         };
+        // Relayed records: the topic's edge node is the relay, its device the record's own.
+        check_record_device(&device, frame.body).map_err(|e| (DropReason::DeviceMismatch, e))?;
         Ok(Some(RecordOrigin {
             group: topic.group,
             edge_node: topic.edge_node,
             device,
         }))
     }
+}
+
+/// The device a `DDATA` topic names, if it parses.
+fn ddata_device(topic: &str) -> Option<DeviceId> {
+    let topic = Topic::parse(topic).ok()?;
+    (topic.message_type == MessageType::DData)
+        .then(|| topic.device_id().ok())
+        .flatten()
 }
 
 // ---- sink worker --------------------------------------------------------------------------------
@@ -505,9 +573,9 @@ fn spawn_worker(
     config: &SubscriberConfig,
     client: AsyncClient,
     sink: Arc<dyn RecordSink>,
-    mut jobs: mpsc::Receiver<Job>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
     counters: Arc<Counters>,
-) -> std::thread::JoinHandle<()> {
+) -> Result<std::thread::JoinHandle<()>, MqttError> {
     let mut worker = Worker {
         gateway_id: config.gateway_id.clone(),
         client,
@@ -516,24 +584,62 @@ fn spawn_worker(
         counters,
         heads: HashMap::new(),
     };
-    std::thread::spawn(move || {
+    let spawned = std::thread::Builder::new().name("gateway-sink".into()).spawn(move || {
+        let mut group = Vec::with_capacity(MAX_WORKER_GROUP);
         while let Some(job) = jobs.blocking_recv() {
-            match job {
-                Job::Record { origin, publish } => worker.record(&origin, &publish),
-                Job::Ack(publish) => worker.ack(&publish),
-                Job::Rebirth { topic, reason } => worker.rebirth(&topic, reason),
+            group.push(job);
+            while group.len() < MAX_WORKER_GROUP
+                && let Ok(job) = jobs.try_recv()
+            {
+                group.push(job);
             }
+            worker.group(group.drain(..));
         }
-    })
+    });
+    spawned.map_err(MqttError::Thread)
 }
 
 impl Worker {
-    fn record(&mut self, origin: &RecordOrigin, publish: &Publish) {
-        let body = match Frame::decode(&publish.payload) {
-            Ok(frame) => frame.body,
-            Err(_) => return, // checked by the event loop
-        };
-        match self.accept_with_retry(origin, body) {
+    /// Hands the group's records to the sink at once, then acts on each job in arrival order.
+    fn group(&mut self, jobs: impl Iterator<Item = Job>) {
+        let jobs: Vec<Job> = jobs.collect();
+        let records: Vec<(&RecordOrigin, &[u8])> = jobs
+            .iter()
+            .filter_map(|job| match job {
+                // The event loop checked the frame: it decodes.
+                Job::Record { origin, publish } => Frame::decode(&publish.payload).ok().map(|f| (origin, f.body)),
+                _ => None,
+            })
+            .collect();
+        let mut answers = self.accept_with_retry(&records).into_iter();
+        drop(records);
+        for job in jobs {
+            match job {
+                // A frame that does not decode got no answer (and is left as before).
+                Job::Record { origin, publish } if Frame::decode(&publish.payload).is_ok() => {
+                    if let Some(answer) = answers.next() {
+                        self.record(&origin, &publish, answer);
+                    }
+                }
+                Job::Record { .. } => {}
+                Job::Ack(publish) => self.ack(&publish),
+                Job::Dropped {
+                    publish,
+                    device,
+                    reason,
+                    detail,
+                } => {
+                    self.sink.dropped(device, reason, detail);
+                    self.ack(&publish);
+                }
+                Job::Rebirth { topic, reason } => self.rebirth(&topic, reason),
+            }
+        }
+    }
+
+    /// Acts on the sink's answer for one record: `DACK` and ack, ack only, or nothing.
+    fn record(&mut self, origin: &RecordOrigin, publish: &Publish, answer: Result<Durable, SinkError>) {
+        match answer {
             Ok(durable) => {
                 bump(&self.counters.accepted);
                 self.publish_dack(origin, durable);
@@ -550,20 +656,43 @@ impl Worker {
         }
     }
 
-    /// The sink's answer; an unavailable sink is retried [`SINK_RETRIES_MAX`] times, since an
-    /// unacknowledged message blocks every later ack on its connection.
-    fn accept_with_retry(&self, origin: &RecordOrigin, body: &[u8]) -> Result<Durable, SinkError> {
-        let mut attempt = 0;
-        loop {
-            match self.sink.accept(origin, body) {
-                Err(SinkError::Unavailable(_)) if attempt < SINK_RETRIES_MAX => {
-                    bump(&self.counters.unavailable);
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(SINK_RETRY_DELAY_MS));
-                }
-                other => return other,
+    /// The sink's answers, one per record; records the sink could not take are retried
+    /// [`SINK_RETRIES_MAX`] times (in order, together), since an unacknowledged message
+    /// blocks every later ack on its connection.
+    fn accept_with_retry(&self, records: &[(&RecordOrigin, &[u8])]) -> Vec<Result<Durable, SinkError>> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let mut answers = self.answers(records);
+        for _ in 0..SINK_RETRIES_MAX {
+            let again: Vec<usize> = (0..answers.len())
+                .filter(|&i| matches!(answers[i], Err(SinkError::Unavailable(_))))
+                .collect();
+            if again.is_empty() {
+                break;
+            }
+            self.counters
+                .unavailable
+                .fetch_add(again.len() as u64, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(SINK_RETRY_DELAY_MS));
+            let retried: Vec<_> = again.iter().map(|&i| records[i]).collect();
+            for (i, answer) in again.into_iter().zip(self.answers(&retried)) {
+                answers[i] = answer;
             }
         }
+        answers
+    }
+
+    /// [`RecordSink::accept_many`], held to one answer per record.
+    fn answers(&self, records: &[(&RecordOrigin, &[u8])]) -> Vec<Result<Durable, SinkError>> {
+        let mut answers = self.sink.accept_many(records);
+        let missing = || {
+            Err(SinkError::Unavailable(
+                "the sink answered fewer records than it was given".into(),
+            ))
+        };
+        answers.resize_with(records.len(), missing);
+        answers
     }
 
     fn publish_dack(&mut self, origin: &RecordOrigin, durable: Durable) {
@@ -585,9 +714,14 @@ impl Worker {
             return;
         };
         let body = DurableAck { stream: key.1, seq }.encode();
+        // QoS 0: a DACK is cumulative (the highest durable seq of the chain), so a lost one is
+        // covered by the next, and a device that sees none resends, which is acked again. A
+        // QoS 1 DACK would hold one of the client's few outgoing in-flight slots until the
+        // broker's PUBACK, which arrives behind the flood of incoming records the event loop
+        // is blocked on: under a broker without an in-flight cap the acks stopped flowing.
         let sent = self
             .runtime
-            .block_on(self.client.publish(topic.to_string(), QoS::AtLeastOnce, false, body));
+            .block_on(self.client.publish(topic.to_string(), QoS::AtMostOnce, false, body));
         match sent {
             Ok(()) => bump(&self.counters.dacks_published),
             Err(_) => bump(&self.counters.transport_errors),

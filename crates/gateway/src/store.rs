@@ -54,9 +54,7 @@ impl ChainKey {
     /// `device ‖ len(stream) ‖ stream` (streams are at most 64 ASCII bytes).
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ID + 1 + self.stream.len() + 8);
-        out.extend_from_slice(&self.device.0);
-        out.push(self.stream.len() as u8);
-        out.extend_from_slice(self.stream.as_bytes());
+        self.append_to(&mut out);
         out
     }
 
@@ -82,6 +80,13 @@ impl ChainKey {
         key.extend_from_slice(&seq.to_be_bytes());
         key
     }
+
+    /// [`ChainKey::encode`] appended to `out`.
+    fn append_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.device.0);
+        out.push(self.stream.len() as u8);
+        out.extend_from_slice(self.stream.as_bytes());
+    }
 }
 
 /// An accepted record waiting for a batch: everything the batch needs except its bytes.
@@ -97,16 +102,14 @@ pub struct PendingRecord {
 }
 
 impl PendingRecord {
-    /// `seq ‖ hash ‖ trust ‖ timestamp ‖ moves_head ‖ chain key`.
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + HASH + 10 + ID + 1 + self.chain.stream.len());
+    /// Appends `seq ‖ hash ‖ trust ‖ timestamp ‖ moves_head ‖ chain key` to `out`.
+    fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.hash.0);
         out.push(self.trust as u8);
         out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
         out.push(u8::from(self.moves_head));
-        out.extend_from_slice(&self.chain.encode());
-        out
+        self.chain.append_to(out);
     }
 
     fn decode(bytes: &[u8]) -> Result<PendingRecord, StoreError> {
@@ -233,6 +236,50 @@ pub struct AcceptWrite<'a> {
     pub anomaly: Option<(u64, &'a ReportChainAnomaly)>,
 }
 
+/// A forked record kept as evidence: its hash and bytes.
+pub type Evidence<'a> = (RecordHash, &'a [u8]);
+
+/// Everything one group of records changes ([`Store::write_group`]): one transaction, one
+/// fsync, before any of them is acked.
+#[derive(Clone, Debug, Default)]
+pub struct GroupWrite<'a> {
+    /// Accepted records: durable pending index, the record, its bytes as received.
+    pub records: Vec<(u64, &'a PendingRecord, &'a [u8])>,
+    /// Chains whose head moved, with the head after the group.
+    pub heads: Vec<(&'a ChainKey, u64, RecordHash)>,
+    /// Anomaly reports by queue index, with a forked record's bytes kept as evidence.
+    pub anomalies: Vec<(u64, &'a ReportChainAnomaly, Option<Evidence<'a>>)>,
+}
+
+impl GroupWrite<'_> {
+    /// Nothing to write (the transaction is skipped).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.heads.is_empty() && self.anomalies.is_empty()
+    }
+}
+
+/// One read transaction over the records table, for looking up many records.
+pub struct RecordReader {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    key: Vec<u8>,
+}
+
+impl RecordReader {
+    /// The hash and trust level of the stored record at (chain, seq), if any.
+    pub fn get(&mut self, chain: &ChainKey, seq: u64) -> Result<Option<(RecordHash, TrustLevel)>, StoreError> {
+        self.key.clear();
+        chain.append_to(&mut self.key);
+        self.key.extend_from_slice(&seq.to_be_bytes());
+        let Some(v) = self.table.get(self.key.as_slice())? else {
+            return Ok(None);
+        };
+        let corrupt = || StoreError::Corrupt { what: "record" };
+        let (hash, rest) = v.value().split_first_chunk::<HASH>().ok_or_else(corrupt)?;
+        let trust = rest.first().and_then(|&t| trust_from_u8(t)).ok_or_else(corrupt)?;
+        Ok(Some((RecordHash(*hash), trust)))
+    }
+}
+
 /// What a restart finds on disk.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
@@ -248,6 +295,9 @@ pub struct Loaded {
 /// The redb record store.
 pub struct Store {
     db: Database,
+    /// Test hook: every [`Store::write_group`] fails while set (a full disk, an I/O error).
+    #[cfg(test)]
+    pub(crate) fail_writes: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -266,7 +316,11 @@ impl Store {
             txn.open_table(EVIDENCE)?;
         }
         txn.commit()?;
-        let store = Store { db };
+        let store = Store {
+            db,
+            #[cfg(test)]
+            fail_writes: std::sync::atomic::AtomicBool::new(false),
+        };
         let loaded = store.load()?;
         Ok((store, loaded))
     }
@@ -319,28 +373,70 @@ impl Store {
         }))
     }
 
+    /// A reader for many record lookups in one read transaction.
+    pub fn reader(&self) -> Result<RecordReader, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(RecordReader {
+            table: txn.open_table(RECORDS)?,
+            key: Vec::new(),
+        })
+    }
+
     /// Durably stores an accepted record, its pending entry, the chain's new head and an
     /// anomaly report, all in one transaction.
     pub fn accept(&self, w: &AcceptWrite<'_>) -> Result<(), StoreError> {
+        let chain = &w.record.chain;
+        self.write_group(&GroupWrite {
+            records: vec![(w.pending_index, w.record, w.bytes)],
+            heads: w.new_head.map(|(seq, hash)| (chain, seq, hash)).into_iter().collect(),
+            anomalies: w
+                .anomaly
+                .map(|(index, report)| (index, report, None))
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    /// Durably stores a group: its accepted records and their pending entries, the chains'
+    /// new heads, anomaly reports and fork evidence, all in one transaction (one fsync).
+    pub fn write_group(&self, w: &GroupWrite<'_>) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Corrupt {
+                what: "store (injected write failure)",
+            });
+        }
         let txn = self.db.begin_write()?;
         {
-            let chain = &w.record.chain;
-            let mut value = Vec::with_capacity(HASH + 1 + w.bytes.len());
-            value.extend_from_slice(&w.record.hash.0);
-            value.push(w.record.trust as u8);
-            value.extend_from_slice(w.bytes);
-            let key = chain.record_key(w.record.seq);
-            txn.open_table(RECORDS)?.insert(key.as_slice(), value.as_slice())?;
-            let pending = w.record.encode();
-            txn.open_table(PENDING)?.insert(w.pending_index, pending.as_slice())?;
-            if let Some((seq, hash)) = w.new_head {
-                let head = encode_head(seq, hash);
-                txn.open_table(CHAINS)?
-                    .insert(chain.encode().as_slice(), head.as_slice())?;
+            let mut records = txn.open_table(RECORDS)?;
+            let mut pending = txn.open_table(PENDING)?;
+            let (mut key, mut value) = (Vec::new(), Vec::new());
+            for &(index, record, bytes) in &w.records {
+                key.clear();
+                record.chain.append_to(&mut key);
+                key.extend_from_slice(&record.seq.to_be_bytes());
+                value.clear();
+                value.extend_from_slice(&record.hash.0);
+                value.push(record.trust as u8);
+                value.extend_from_slice(bytes);
+                records.insert(key.as_slice(), value.as_slice())?;
+                value.clear();
+                record.encode_into(&mut value);
+                pending.insert(index, value.as_slice())?;
             }
-            if let Some((index, report)) = w.anomaly {
-                txn.open_table(ANOMALIES)?
-                    .insert(index, encode_fields(report).as_slice())?;
+            let mut chains = txn.open_table(CHAINS)?;
+            for &(chain, seq, hash) in &w.heads {
+                key.clear();
+                chain.append_to(&mut key);
+                chains.insert(key.as_slice(), encode_head(seq, hash).as_slice())?;
+            }
+            let mut anomalies = txn.open_table(ANOMALIES)?;
+            let mut evidence = txn.open_table(EVIDENCE)?;
+            for &(index, report, kept) in &w.anomalies {
+                anomalies.insert(index, encode_fields(report).as_slice())?;
+                if let Some((hash, bytes)) = kept {
+                    evidence.insert(hash.0.as_slice(), bytes)?;
+                }
             }
         }
         txn.commit()?;
@@ -451,6 +547,70 @@ impl Store {
         let table = txn.open_table(RECORD_BATCH)?;
         Ok(table.get(chain.record_key(seq).as_slice())?.map(|v| v.value()))
     }
+
+    /// Visits `device`'s stored records in key order (chain key, then seq), strictly after
+    /// `after` (stream, seq) when given, reading at most `rows_max` rows in one read
+    /// transaction; `visit` returns `false` to stop. Read-only (the record API's listing).
+    pub fn scan_device_records(
+        &self,
+        device: &DeviceId,
+        after: Option<(&str, u64)>,
+        rows_max: usize,
+        mut visit: impl FnMut(RecordRow<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read()?;
+        let records = txn.open_table(RECORDS)?;
+        let batches = txn.open_table(RECORD_BATCH)?;
+        let start = match after {
+            Some((stream, seq)) => ChainKey {
+                device: *device,
+                stream: stream.into(),
+            }
+            .record_key(seq),
+            None => device.0.to_vec(),
+        };
+        let lower = match after {
+            Some(_) => Bound::Excluded(start.as_slice()),
+            None => Bound::Included(start.as_slice()),
+        };
+        for row in records.range::<&[u8]>((lower, Bound::Unbounded))?.take(rows_max) {
+            let (k, v) = row?;
+            let key = k.value();
+            if !key.starts_with(&device.0) {
+                break;
+            }
+            let corrupt = || StoreError::Corrupt { what: "record" };
+            let (chain, seq) = ChainKey::decode(key)?;
+            let seq = u64::from_be_bytes(seq.try_into().map_err(|_| corrupt())?);
+            let (hash, rest) = v.value().split_first_chunk::<HASH>().ok_or_else(corrupt)?;
+            let (&trust, bytes) = rest.split_first().ok_or_else(corrupt)?;
+            let row = RecordRow {
+                batch: batches.get(key)?.map(|b| b.value()),
+                chain,
+                seq,
+                hash: RecordHash(*hash),
+                trust: trust_from_u8(trust).ok_or_else(corrupt)?,
+                bytes,
+            };
+            if !visit(row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One stored record as [`Store::scan_device_records`] reads it (bytes borrowed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRow<'a> {
+    pub chain: ChainKey,
+    pub seq: u64,
+    pub hash: RecordHash,
+    pub trust: TrustLevel,
+    pub bytes: &'a [u8],
+    /// The batch it was cut into (`None`: still pending).
+    pub batch: Option<u64>,
 }
 
 fn encode_head(seq: u64, hash: RecordHash) -> [u8; 8 + HASH] {
@@ -493,7 +653,8 @@ mod tests {
             timestamp_ms: 1_764_000_000_000,
             moves_head: false,
         };
-        let bytes = r.encode();
+        let mut bytes = Vec::new();
+        r.encode_into(&mut bytes);
         assert_eq!(PendingRecord::decode(&bytes).unwrap(), r);
         for cut in 0..bytes.len() {
             assert!(PendingRecord::decode(&bytes[..cut]).is_err(), "{cut}");

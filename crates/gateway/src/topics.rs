@@ -22,7 +22,7 @@ use chipledger_types::cbor::{Decoder, Encoder};
 use chipledger_types::data_tx::check_topic_name;
 use chipledger_types::device_tx::{DeviceId, ID_BYTES};
 use chipledger_types::limits::MAX_RECORD_BYTES;
-use chipledger_types::record::RECORD_LIMITS;
+use chipledger_types::record::{RECORD_LIMITS, Record, parse_sign1};
 
 /// The first two topic segments.
 pub const NAMESPACE: &str = "chipledger/v1";
@@ -130,6 +130,10 @@ pub enum TopicError {
     FrameVersion(u8),
     #[error("malformed DACK body: {0}")]
     BadAck(String),
+    /// A `DDATA` topic names another device than the record it carries: a relay must publish
+    /// a record on its own device's topic (`.../DDATA/{relay_edge}/{record's device}`).
+    #[error("DDATA topic names device {topic} but the record is device {record}'s")]
+    DeviceMismatch { topic: DeviceId, record: DeviceId },
 }
 
 /// A parsed topic.
@@ -229,6 +233,23 @@ pub fn device_id_from_segment(segment: &str) -> Result<DeviceId, TopicError> {
         return Err(TopicError::NotADeviceId(segment.chars().take(64).collect()));
     }
     Ok(DeviceId(id))
+}
+
+/// Mesh relaying: an edge node may forward another device's records (`DDATA` on
+/// `.../{relay_edge}/{device}`); the record is verified end to end against its own device's keys
+/// and chained in its own device's chain, so the topic only routes it (and its `DACK`, which the
+/// relay forwards). The topic's device must therefore be the one the record's signed body names:
+/// [`TopicError::DeviceMismatch`] otherwise. A body that is not a record passes here; the sink
+/// refuses it with the typed record error.
+pub fn check_record_device(topic_device: &DeviceId, body: &[u8]) -> Result<(), TopicError> {
+    let record = parse_sign1(body).and_then(|parts| Record::decode_body(parts.body));
+    match record {
+        Ok(r) if r.device != *topic_device => Err(TopicError::DeviceMismatch {
+            topic: *topic_device,
+            record: r.device,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The one subscription filter a gateway uses for `group` (`+` for every group). One filter, not
@@ -503,6 +524,24 @@ mod tests {
             assert_eq!(topic.device.as_deref(), device);
             assert_eq!(topic.to_string(), text);
         }
+    }
+
+    /// The topic routes a relayed record; the record's signed body names its device, and the
+    /// two must agree. Bytes that are not a record are left to the sink's typed refusal.
+    #[test]
+    fn a_relayed_record_must_be_on_its_own_devices_topic() {
+        use chipledger_device::record::RecordChainWriter;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let (a, b) = (DeviceId([1; ID_BYTES]), DeviceId([2; ID_BYTES]));
+        let mut chain = RecordChainWriter::new(a, "temp").unwrap();
+        let payload = vec![0xd0, 0x83, 0x40, 0xa0, 0x41, 0x00];
+        let (_, signed) = chain.sign_next(&key, 1, 0, payload).unwrap();
+        assert_eq!(check_record_device(&a, &signed.bytes), Ok(()));
+        assert_eq!(
+            check_record_device(&b, &signed.bytes),
+            Err(TopicError::DeviceMismatch { topic: b, record: a })
+        );
+        assert_eq!(check_record_device(&b, b"not a record"), Ok(()));
     }
 
     #[test]

@@ -15,11 +15,14 @@ use chipledger_device::seal::{EpochEntropy, EpochPolicy, SealingState};
 use chipledger_gateway::mqtt::{
     Durable, EmbeddedBroker, RecordOrigin, RecordSink, SinkError, SubscriberConfig, free_local_addr, spawn_subscriber,
 };
+use chipledger_gateway::store::{ChainKey, StoredRecord};
 use chipledger_gateway::topics::{
     DurableAck, EdgeSequencer, Frame, MAX_FRAME_BYTES, MessageType, REBIRTH_COMMAND, Topic, device_segment,
 };
-use chipledger_types::data_tx::RequestRebirth;
+use chipledger_gateway::{Gateway, GatewayConfig, IngestError, MemoryDirectory};
+use chipledger_types::data_tx::{RequestRebirth, TrustLevel};
 use chipledger_types::device_tx::DeviceId;
+use chipledger_types::record::RecordError;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
@@ -325,6 +328,149 @@ async fn oversized_malformed_and_misaddressed_frames_are_counted() {
     subscriber.shutdown().await;
 }
 
+/// A sink backed by the real gateway pipeline: each record verified under its own device's keys
+/// (a `MemoryDirectory`), chain-checked and stored durably.
+struct PipelineSink {
+    gateway: Mutex<Gateway>,
+    directory: MemoryDirectory,
+    dir: std::path::PathBuf,
+    /// Why records were refused, in order.
+    refusals: Mutex<Vec<IngestError>>,
+}
+
+impl PipelineSink {
+    fn open(name: &str, directory: MemoryDirectory) -> Self {
+        let dir = std::env::temp_dir().join(format!("chipledger-mqtt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let gateway = Gateway::open(&dir.join("gateway.redb"), GatewayConfig::new("gw-1")).unwrap();
+        Self {
+            gateway: Mutex::new(gateway),
+            directory,
+            dir,
+            refusals: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The stored record of `device`'s chain at `seq`, if any.
+    fn stored(&self, device: DeviceId, seq: u64) -> Option<StoredRecord> {
+        let chain = ChainKey {
+            device,
+            stream: STREAM.into(),
+        };
+        self.gateway.lock().unwrap().store().record(&chain, seq).unwrap()
+    }
+}
+
+impl Drop for PipelineSink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl RecordSink for PipelineSink {
+    fn accept(&self, _origin: &RecordOrigin, record: &[u8]) -> Result<Durable, SinkError> {
+        match self.gateway.lock().unwrap().ingest(record, &self.directory) {
+            Ok(a) => Ok(Durable {
+                stream: a.stream,
+                seq: a.seq,
+            }),
+            Err(e @ IngestError::Store(_)) => Err(SinkError::Unavailable(e.to_string())),
+            Err(e) => {
+                let why = SinkError::Rejected(e.to_string());
+                self.refusals.lock().unwrap().push(e);
+                Err(why)
+            }
+        }
+    }
+
+    fn rebirth_requested(&self, _event: RequestRebirth) {}
+}
+
+/// Mesh relaying: device B's edge node forwards device A's records on
+/// `DDATA/{B's edge}/{A}`. Each is verified end to end under A's key and chained in A's chain
+/// (its DACK comes back on the relay's topic for A); a copy with one byte altered is refused
+/// (bad signature) without harming the chain; A's record published on B's device topic is
+/// dropped as a device mismatch; B's own record lands in B's chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_record_is_verified_and_chained_as_its_own_devices() {
+    let broker = EmbeddedBroker::start(free_local_addr().unwrap()).unwrap();
+    let addr = broker.addr();
+    let (mut devices, _) = devices(2);
+    let (mut b, mut a) = (devices.pop().unwrap(), devices.pop().unwrap());
+    let mut directory = MemoryDirectory::new();
+    for d in [&a, &b] {
+        directory.register(d.id, DevicePublicKey::from(d.key.verifying_key()));
+    }
+    let sink = Arc::new(PipelineSink::open("relay", directory));
+    let config = SubscriberConfig::new(&addr.ip().to_string(), addr.port(), "gw-1");
+    let subscriber = spawn_subscriber(config, sink.clone()).await.unwrap();
+
+    // A is out of the broker's reach: it signs records, B's edge node carries them.
+    for t in 1..=4 {
+        a.next_record(1_700_000_000_000 + t);
+    }
+    let relay_edge = b.edge_node.clone();
+    let relay_topic = |t: MessageType, device: &DeviceId| {
+        Topic::device(GROUP, t, &relay_edge, &device_segment(device))
+            .unwrap()
+            .to_string()
+    };
+    let (client, mut inbound) = connect(addr, &b.edge_node, &[relay_topic(MessageType::DAck, &a.id)]).await;
+    publish(&client, b.topic(MessageType::NBirth), b.session.birth(&[])).await;
+    for record in &a.published[..2] {
+        let frame = b.session.next(record);
+        publish(&client, relay_topic(MessageType::DData, &a.id), frame).await;
+    }
+    let mut tampered = a.published[2].clone();
+    let last_body_byte = tampered.len() - 67; // before the 64-byte signature and its 2-byte header
+    tampered[last_body_byte] ^= 1;
+    let frame = b.session.next(&tampered);
+    publish(&client, relay_topic(MessageType::DData, &a.id), frame).await;
+    let frame = b.session.next(&a.published[2]);
+    publish(&client, relay_topic(MessageType::DData, &a.id), frame).await;
+    // A's record on B's device topic: the topic lies about the device.
+    let frame = b.session.next(&a.published[3]);
+    publish(&client, relay_topic(MessageType::DData, &b.id), frame).await;
+    let own = b.next_record(1_700_000_000_100);
+    publish(&client, b.topic(MessageType::DData), own).await;
+    let frame = b.session.next(&a.published[3]);
+    publish(&client, relay_topic(MessageType::DData, &a.id), frame).await;
+
+    let mut acked = 0;
+    while acked < 4 {
+        let msg = tokio::time::timeout(WAIT, inbound.recv()).await.unwrap().unwrap();
+        let Inbound::Ack(ack) = msg else {
+            panic!("unexpected {msg:?}")
+        };
+        assert!(sink.stored(a.id, ack.seq).is_some(), "DACK {} before durable", ack.seq);
+        acked = ack.seq;
+    }
+    for (i, bytes) in a.published.iter().enumerate() {
+        let stored = sink.stored(a.id, i as u64 + 1).expect("A's record in A's chain");
+        assert_eq!(stored.hash, record_hash(bytes), "the untampered record, as signed by A");
+        assert_eq!(stored.trust, TrustLevel::Registered);
+    }
+    assert!(sink.stored(b.id, 1).is_some(), "B's own record in B's chain");
+    assert!(sink.stored(b.id, 2).is_none());
+    let stats = subscriber.stats();
+    assert_eq!(
+        (stats.accepted, stats.rejected, stats.device_mismatch),
+        (5, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!((stats.bad_topic, stats.rebirths_requested), (0, 0));
+    let refusals = std::mem::take(&mut *sink.refusals.lock().unwrap());
+    assert!(
+        matches!(
+            refusals.as_slice(),
+            [IngestError::Record(RecordError::BadSignature) | IngestError::NoMatchingKey(_)]
+        ),
+        "{refusals:?}"
+    );
+    subscriber.shutdown().await;
+}
+
 /// A mosquitto broker on a free port, killed on drop.
 struct Mosquitto(Child);
 
@@ -345,9 +491,10 @@ fn start_mosquitto(addr: SocketAddr) -> Option<Mosquitto> {
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("mosquitto.conf");
     let text = format!(
-        "listener {} {}\nallow_anonymous true\npersistence false\n",
+        "listener {} {}\nallow_anonymous true\npersistence false\n{}",
         addr.port(),
-        addr.ip()
+        addr.ip(),
+        chipledger_gateway::mqtt::MOSQUITTO_GATEWAY_SETTINGS
     );
     std::fs::write(&conf, text).unwrap();
     let child = Command::new("mosquitto")
@@ -373,5 +520,7 @@ async fn mosquitto_delivers_every_record_and_acks_after_durable() {
     let Some(_mosquitto) = start_mosquitto(addr) else {
         return;
     };
-    fleet_through(addr, 8, 25).await;
+    // 200 devices × 50: a burst far above mosquitto's default queue and the gateway's worker
+    // group (the regression of an event loop / worker deadlock under an uncapped broker).
+    fleet_through(addr, 200, 50).await;
 }

@@ -325,7 +325,7 @@ fn every_anomaly_is_typed_and_no_accepted_record_is_lost() {
         .map(|(_, a)| a.kind)
         .collect();
     use AnomalyKind::*;
-    assert_eq!(kinds, [Fork, Gap, OutOfOrder, Replay]);
+    assert_eq!(kinds, [Duplicate, Fork, Gap, OutOfOrder, Replay]);
     for (_, report) in gw.queued_anomalies().unwrap() {
         ledger_round_trip::<ReportChainAnomaly>(&report);
     }
@@ -339,7 +339,7 @@ fn every_anomaly_is_typed_and_no_accepted_record_is_lost() {
     ledger_round_trip(&batch);
     let (index, _) = gw.queued_anomalies().unwrap()[0].clone();
     gw.anomaly_sent(index).unwrap();
-    assert_eq!(gw.queued_anomalies().unwrap().len(), 3);
+    assert_eq!(gw.queued_anomalies().unwrap().len(), 4);
 }
 
 /// Refusals before any chain logic: size, framing, unknown, revoked, wrong key, tampering.

@@ -845,6 +845,11 @@ pub struct AttestationBody {
     pub measurement: String,
     /// SHA-256 FWID of the Alias certificate's DiceTcbInfo, hex (empty if none).
     pub alias_fwid_sha256: String,
+    /// Algorithm of the attested Alias key: `p256` (ES256) or `ed25519` (EdDSA).
+    pub alias_key_alg: String,
+    /// The attested Alias public key (the verified chain's; records signed by it are trust
+    /// level 2): its SubjectPublicKeyInfo, hex DER (RFC 5480 uncompressed point / RFC 8410).
+    pub alias_key_spki: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -1083,6 +1088,8 @@ fn attestation_body(a: Attestation) -> AttestationBody {
         swversion: a.swversion,
         measurement: hex::encode(a.measurement),
         alias_fwid_sha256: hex::encode(a.alias_fwid_sha256),
+        alias_key_alg: a.alias_public_key.alg().name().into(),
+        alias_key_spki: hex::encode(a.alias_public_key.to_spki_der()),
     }
 }
 

@@ -488,6 +488,10 @@ mod tests {
     use super::*;
     use crate::db::BlockCommit;
 
+    fn alias_key() -> chipledger_device::key::DevicePublicKey {
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key().into()
+    }
+
     const CA_A: CaId = CaId([0xca; ID_BYTES]);
 
     /// A distinct, well-spread device id for `n`.
@@ -608,6 +612,7 @@ mod tests {
             swversion: "1.0.0".into(),
             measurement: vec![1; 32],
             alias_fwid_sha256: vec![1; 32],
+            alias_public_key: alias_key(),
         });
         ix.apply_block(4, &writes(&[&d]));
         let s = ix.stats();
@@ -700,6 +705,7 @@ mod tests {
                     swversion: format!("1.{}", n % 8 / 4),
                     measurement: vec![n as u8],
                     alias_fwid_sha256: Vec::new(),
+                    alias_public_key: alias_key(),
                 });
             }
             recs.push(r);

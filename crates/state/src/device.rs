@@ -34,6 +34,14 @@
 //! [`TxError::StaleNonce`] / [`TxError::WrongNonce`]. Without a proof the accept works as
 //! before; the history entry and the `TransferAccepted` event record `device_proof`.
 //!
+//! **Attested Alias key.** Accepted evidence (`Attest`, or `AttestInstall` in
+//! [`crate::firmware`]) stores the Alias public key of the chain it verified
+//! ([`Attestation::alias_public_key`], canonical SPKI DER): the key of the attested firmware
+//! layer, under which a gateway verifies records at trust level 2. The device record holds only
+//! the current one: both transactions must carry the Alias certificate of the layer they prove,
+//! so an install that changes the firmware (and so, with DICE, the Alias key) replaces the key
+//! in the same write, and the old layer's key stops backing trust 2 from that height.
+//!
 //! **Time.** Certificate validity is checked against the block timestamp, never a clock.
 
 use chipledger_device::cert::{self, CertError};
@@ -489,6 +497,7 @@ pub(crate) fn verify_evidence(
         swversion: claims.swversion.version,
         measurement: claims.measurements.first().map(|m| m.value.clone()).unwrap_or_default(),
         alias_fwid_sha256: fwid.map(<[u8]>::to_vec).unwrap_or_default(),
+        alias_public_key: chain.alias_public_key,
     };
     Ok((record, attestation))
 }

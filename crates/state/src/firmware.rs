@@ -43,9 +43,12 @@
 //! verifies the evidence exactly as `Attest` does ([`crate::device`]), then requires: the
 //! rollout's release is not withdrawn and approved for the device's owner and model; the
 //! device is the rollout owner's and of one of its models; the EAT's first measurement equals
-//! the image digest; the security version is not below the installed one; and the installed
-//! version (if any) lies in the release's applicable range. It then writes the fleet version
-//! map (`fw/installed/<device>`) and the device's update history. Evidence for the release the
+//! the image digest, and so does the Alias certificate's SHA-256 FWID
+//! ([`FirmwareError::AliasNotForRelease`]: the evidence must be signed by the Alias key DICE
+//! derived for *this* release, not an earlier layer's); the security version is not below the
+//! installed one; and the installed version (if any) lies in the release's applicable range.
+//! It then writes the fleet version map (`fw/installed/<device>`), the device's update history
+//! and its attestation, whose Alias key (trust level 2 for records) becomes the new layer's. Evidence for the release the
 //! device already runs refreshes the map entry without a new history entry. A rollout's state
 //! does not gate evidence: the map records what devices prove.
 

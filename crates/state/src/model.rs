@@ -6,6 +6,7 @@
 //! `policy` → [`Policy`], `index/orgs` and `index/validators` → name lists; the chip-identity
 //! records and their keys are listed in their own section below.
 
+use chipledger_device::key::DevicePublicKey;
 use chipledger_types::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
 use chipledger_types::device_tx::{CaId, DeviceId, ModelRange, RevokeReason};
 use chipledger_types::genesis::Policy;
@@ -320,6 +321,11 @@ pub struct Attestation {
     pub measurement: Vec<u8>,
     /// The Alias certificate's DiceTcbInfo SHA-256 FWID (empty if it has none).
     pub alias_fwid_sha256: Vec<u8>,
+    /// The Alias key of the verified chain (CA → DeviceID → Alias) that signed the evidence:
+    /// the key of the attested firmware layer, which records at trust level 2 verify under.
+    /// Encoded as its canonical SPKI DER ([`DevicePublicKey::to_spki_der`]); the next accepted
+    /// evidence (`Attest` or `AttestInstall`) replaces it.
+    pub alias_public_key: DevicePublicKey,
 }
 
 /// What happened to a device.
@@ -453,23 +459,28 @@ impl Decode for DeviceRevocation {
 
 impl Encode for Attestation {
     fn encode(&self, e: &mut Encoder) {
-        e.array(5)
+        e.array(6)
             .uint(self.height)
             .text(&self.swname)
             .text(&self.swversion)
             .bytes(&self.measurement)
-            .bytes(&self.alias_fwid_sha256);
+            .bytes(&self.alias_fwid_sha256)
+            .bytes(&self.alias_public_key.to_spki_der());
     }
 }
 impl Decode for Attestation {
     fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        d.array_of(5)?;
+        d.array_of(6)?;
         let a = Attestation {
             height: d.uint()?,
             swname: d.string()?,
             swversion: d.string()?,
             measurement: d.bytes()?.to_vec(),
             alias_fwid_sha256: d.bytes()?.to_vec(),
+            alias_public_key: DevicePublicKey::from_spki_der(d.bytes()?).map_err(|_| DecodeError::Invalid {
+                what: "attested Alias key",
+                why: "not the canonical SPKI DER of a P-256 or Ed25519 key",
+            })?,
         };
         d.end();
         Ok(a)

@@ -418,6 +418,7 @@ fn attestation_verifies_chain_signature_and_fresh_nonce() {
     let a = w.device(&c.id).attestation.expect("attestation recorded");
     assert_eq!((a.swname.as_str(), a.swversion.as_str()), ("lamp-fw", "2.1.0"));
     assert_eq!((a.measurement, a.alias_fwid_sha256), (vec![0xab; 32], vec![0xab; 32]));
+    assert_eq!(a.alias_public_key, *c.alias_key.verifying_key());
 
     // The same evidence again: the challenge moved on.
     let seed_before = w.device(&c.id).challenge_seed;
@@ -736,4 +737,94 @@ fn ed25519_device_registers_and_attests_with_eddsa_evidence() {
     let a = w.device(&id).attestation.expect("attestation recorded");
     assert_eq!((a.swname.as_str(), a.swversion.as_str()), ("lamp-fw", "2.1.0"));
     assert_eq!(a.alias_fwid_sha256, layer.measurement.to_vec());
+    assert_eq!(a.alias_public_key, layer.alias_public_key);
+}
+
+/// An accepted `Attest` stores exactly the Alias key of the chain it verified (read back from
+/// the state, so through the record's encoding), for both key algorithms; evidence for another
+/// firmware layer (with DICE, another Alias key) replaces it: the old layer's key is gone.
+#[test]
+fn accepted_attest_stores_the_verified_alias_key_and_a_new_layer_replaces_it() {
+    use chipledger_device::chip::{Chip as _, Firmware, SoftChip};
+    use chipledger_device::key::DeviceKeyAlg;
+
+    for alg in DeviceKeyAlg::ALL {
+        let mut w = world();
+        let ca1 = ca(1);
+        w.govern(grant(&[(100, 199)], &ca1, "maker"));
+        let mut chip = SoftChip::with_alg([43; 32], alg, "maker", "lamp").unwrap();
+        let deviceid_der = issue_deviceid_cert(&ca1.key, &ca1.der, &chip.deviceid_request().cert_request()).unwrap();
+        chip.install_deviceid_cert(&ca1.der, &deviceid_der).unwrap();
+        let id = DeviceId(chip.device_id());
+        let register = Payload::RegisterDevice(RegisterDevice {
+            ca: ca1.id,
+            deviceid_cert_der: deviceid_der,
+            model: 150,
+            owner: "city".into(),
+        });
+        w.ok("maker", register);
+        let mut attested = Vec::new();
+        for (version, image) in [("2.1.0", b"lamp firmware 2.1.0"), ("2.2.0", b"lamp firmware 2.2.0")] {
+            let layer = chip
+                .boot(&Firmware {
+                    name: "lamp-fw",
+                    version,
+                    svn: 1,
+                    image,
+                })
+                .unwrap();
+            let challenge = attest_nonce("test", &id, &w.device(&id).challenge_seed, w.height - 1);
+            w.ok(
+                "audit",
+                Payload::Attest(Attest {
+                    device: id,
+                    alias_cert_der: layer.alias_cert_der.clone(),
+                    eat: chip.sign_eat(&claims(&id, 150, &challenge)).unwrap(),
+                }),
+            );
+            let a = w.device(&id).attestation.expect("attestation recorded");
+            assert_eq!(a.alias_public_key, layer.alias_public_key, "{alg} {version}");
+            assert_eq!(a.alias_fwid_sha256, layer.measurement.to_vec());
+            attested.push(a.alias_public_key);
+        }
+        assert_ne!(attested[0], attested[1], "{alg}: a new layer has a new Alias key");
+    }
+}
+
+/// The attested Alias key is stored as its canonical SPKI DER, the last item of the
+/// attestation; any other bytes there make the record undecodable (never a different key).
+#[test]
+fn attestation_encodes_the_alias_key_as_canonical_spki() {
+    use chipledger_device::key::DevicePublicKey;
+    use chipledger_types::cbor::{Decode, DecodeError, Encoder, Limits};
+
+    let (mut w, _, c) = with_device();
+    let h = w.height;
+    w.ok("audit", attest(&w, &c, h - 1));
+    let a = w.device(&c.id).attestation.expect("attestation recorded");
+    let spki = DevicePublicKey::from(c.alias_key.verifying_key()).to_spki_der();
+    assert!(a.to_cbor().ends_with(&spki));
+    assert_eq!(Attestation::from_cbor(&a.to_cbor(), Limits::STATE), Ok(a.clone()));
+    let with_key_bytes = |key: &[u8]| {
+        let mut e = Encoder::new();
+        e.array(6)
+            .uint(a.height)
+            .text(&a.swname)
+            .text(&a.swversion)
+            .bytes(&a.measurement)
+            .bytes(&a.alias_fwid_sha256)
+            .bytes(key);
+        e.into_bytes()
+    };
+    assert_eq!(with_key_bytes(&spki), a.to_cbor());
+    let trailing = [spki.as_slice(), &[0]].concat();
+    for bad in [&trailing[..], &spki[1..], &[]] {
+        assert!(matches!(
+            Attestation::from_cbor(&with_key_bytes(bad), Limits::STATE),
+            Err(DecodeError::Invalid {
+                what: "attested Alias key",
+                ..
+            })
+        ));
+    }
 }

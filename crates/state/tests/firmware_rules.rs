@@ -112,12 +112,13 @@ fn ca(seed: u8) -> Ca {
     Ca { key, der, id }
 }
 
-fn tcb(layer: u64) -> DiceTcbInfo {
+/// A TCB of `layer` whose SHA-256 FWID is `fwid` (the measured image; the DeviceID layer's own).
+fn tcb(layer: u64, fwid: &[u8; 32]) -> DiceTcbInfo {
     DiceTcbInfo {
         vendor: Some("maker".into()),
         model: Some("lamp".into()),
         layer: Some(layer),
-        fwids: Some(vec![Fwid::sha256(&[layer as u8; 32])]),
+        fwids: Some(vec![Fwid::sha256(fwid)]),
         ..Default::default()
     }
 }
@@ -125,32 +126,35 @@ fn tcb(layer: u64) -> DiceTcbInfo {
 struct Chip {
     id: DeviceId,
     model: u32,
-    alias_key: SigningKey,
-    alias_der: Vec<u8>,
+    dev_key: SigningKey,
+    deviceid_der: Vec<u8>,
+}
+
+/// An issued certificate for `key` (subject `subject`) with `tcb`.
+fn cert(
+    key: &SigningKey,
+    subject: &DeviceId,
+    tcb: &DiceTcbInfo,
+    issue: &dyn Fn(&CertRequest<'_>) -> Vec<u8>,
+) -> Vec<u8> {
+    issue(&CertRequest {
+        subject_public_key: key.verifying_key(),
+        subject_id: &subject.0,
+        tcb_info: tcb,
+        validity: CertValidity::DICE_DEFAULT,
+    })
 }
 
 /// A software chip endorsed by `ca`, registered by `maker` as `model` to `owner`.
 fn chip(w: &mut World, ca: &Ca, seed: u8, model: u32, owner: &str) -> Chip {
     let dev_key = p256_key(seed);
     let id = device_id_of(dev_key.verifying_key());
-    let cert = |key: &SigningKey, subject: &DeviceId, layer: u64, issue: &dyn Fn(&CertRequest<'_>) -> Vec<u8>| {
-        let tcb = tcb(layer);
-        issue(&CertRequest {
-            subject_public_key: key.verifying_key(),
-            subject_id: &subject.0,
-            tcb_info: &tcb,
-            validity: CertValidity::DICE_DEFAULT,
-        })
-    };
-    let deviceid_der = cert(&dev_key, &id, 0, &|r| issue_deviceid_cert(&ca.key, &ca.der, r).unwrap());
-    let alias_key = p256_key(seed.wrapping_add(100));
-    let alias_id = device_id_of(alias_key.verifying_key());
-    let alias_der = cert(&alias_key, &alias_id, 1, &|r| {
-        issue_alias_cert(&dev_key, &deviceid_der, r).unwrap()
+    let deviceid_der = cert(&dev_key, &id, &tcb(0, &[0; 32]), &|r| {
+        issue_deviceid_cert(&ca.key, &ca.der, r).unwrap()
     });
     let register = Payload::RegisterDevice(RegisterDevice {
         ca: ca.id,
-        deviceid_cert_der: deviceid_der,
+        deviceid_cert_der: deviceid_der.clone(),
         model,
         owner: owner.into(),
     });
@@ -159,18 +163,45 @@ fn chip(w: &mut World, ca: &Ca, seed: u8, model: u32, owner: &str) -> Chip {
     Chip {
         id,
         model,
-        alias_key,
-        alias_der,
+        dev_key,
+        deviceid_der,
     }
 }
 
-/// `chip`'s install evidence: it measures `measured` and answers its current challenge.
-fn install(w: &World, c: &Chip, rollout: &TxHash, measured: &[u8; 32]) -> Payload {
-    install_signed_by(w, c, rollout, measured, &c.alias_key)
+impl Chip {
+    /// The Alias layer of firmware measuring `measured`: as with DICE, its key depends on the
+    /// firmware, and its certificate (issued by the DeviceID key) carries `measured` as FWID.
+    fn alias(&self, measured: &[u8; 32]) -> (SigningKey, Vec<u8>) {
+        let seed: [u8; 32] = Sha256::digest([self.dev_key.to_bytes().as_slice(), measured].concat()).into();
+        let key = SigningKey::from_bytes(&seed.into()).unwrap();
+        let der = cert(&key, &device_id_of(key.verifying_key()), &tcb(1, measured), &|r| {
+            issue_alias_cert(&self.dev_key, &self.deviceid_der, r).unwrap()
+        });
+        (key, der)
+    }
 }
 
-/// Install evidence for `c` signed by `key` (its Alias key, or a forger's).
+/// `chip`'s install evidence: it boots and measures `measured` and answers its current challenge.
+fn install(w: &World, c: &Chip, rollout: &TxHash, measured: &[u8; 32]) -> Payload {
+    let (key, der) = c.alias(measured);
+    install_evidence(w, c, rollout, measured, &key, der)
+}
+
+/// Install evidence for `c` under the Alias certificate of `measured`, signed by `key` (that
+/// layer's Alias key, or a forger's).
 fn install_signed_by(w: &World, c: &Chip, rollout: &TxHash, measured: &[u8; 32], key: &SigningKey) -> Payload {
+    install_evidence(w, c, rollout, measured, key, c.alias(measured).1)
+}
+
+/// Install evidence claiming `claimed` as measurement, signed by `key`, with `alias_der`.
+fn install_evidence(
+    w: &World,
+    c: &Chip,
+    rollout: &TxHash,
+    claimed: &[u8; 32],
+    key: &SigningKey,
+    alias_der: Vec<u8>,
+) -> Payload {
     let seed = get_device(&w.state, &c.id).unwrap().unwrap().challenge_seed;
     let claims = EatClaims {
         nonce: attest_nonce("test", &c.id, &seed, w.height).to_vec(),
@@ -184,13 +215,13 @@ fn install_signed_by(w: &World, c: &Chip, rollout: &TxHash, measured: &[u8; 32],
         },
         measurements: vec![Measurement {
             content_format: 42,
-            value: measured.to_vec(),
+            value: claimed.to_vec(),
         }],
     };
     Payload::AttestInstall(AttestInstall {
         device: c.id,
         rollout: *rollout,
-        alias_cert_der: c.alias_der.clone(),
+        alias_cert_der: alias_der,
         eat: sign_eat(&claims, key).unwrap(),
     })
 }
@@ -959,6 +990,54 @@ fn attested_install_rejections() {
         s.w.reject("city", install(&s.w, &lamp, &id, &image(1))),
         TxError::DeviceRevoked(_)
     ));
+}
+
+/// The device record's attestation holds the Alias key of the installed release's layer: an
+/// install of new firmware replaces it, and evidence under the previous layer's Alias
+/// certificate (a key that does not belong to the new firmware) cannot carry it over, even if
+/// its EAT claims the new measurement: `AliasNotForRelease`, and the old key stays attested
+/// only for the old firmware.
+#[test]
+fn install_binds_the_alias_key_of_the_installed_release() {
+    let (mut s, id) = ready_rollout();
+    let lamp = chip(&mut s.w, &s.ca, 10, LAMP, "city");
+    let alias_key = |w: &World| {
+        get_device(&w.state, &lamp.id)
+            .unwrap()
+            .unwrap()
+            .attestation
+            .unwrap()
+            .alias_public_key
+    };
+    s.w.ok("city", install(&s.w, &lamp, &id, &image(1)));
+    let (old_key, old_der) = lamp.alias(&image(1));
+    assert_eq!(alias_key(&s.w), *old_key.verifying_key());
+
+    let up_env = envelope(&s.key, 7, &[LAMP], 5);
+    s.w.ok("vendor", publish(&up_env, "2.2.0", &[LAMP]));
+    let up = release_id(&up_env);
+    s.w.ok("audit", certify(up, CertStatus::Certified));
+    let (upr, _) = s.w.ok_hash("city", create_rollout("city-lights", up, &[LAMP], 10));
+    s.w.ok("city", approve(upr));
+    s.w.ok("audit", approve(upr));
+
+    let carried_over = install_evidence(&s.w, &lamp, &upr, &image(5), &old_key, old_der);
+    let e = s.w.refuse("city", carried_over);
+    assert!(
+        matches!(&e, FirmwareError::AliasNotForRelease { version, .. } if version == "2.2.0"),
+        "{e}"
+    );
+    assert_eq!(e.code(), "alias_not_for_release");
+    assert_eq!(
+        alias_key(&s.w),
+        *old_key.verifying_key(),
+        "a refused install changes nothing"
+    );
+
+    s.w.ok("city", install(&s.w, &lamp, &upr, &image(5)));
+    let (new_key, _) = lamp.alias(&image(5));
+    assert_eq!(alias_key(&s.w), *new_key.verifying_key());
+    assert_ne!(alias_key(&s.w), *old_key.verifying_key());
 }
 
 #[test]

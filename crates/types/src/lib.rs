@@ -17,6 +17,7 @@ pub mod limits;
 pub mod merkle;
 pub mod note;
 pub mod record;
+pub mod record_proof;
 pub mod state_proof;
 pub mod tlog_proof;
 pub mod tx;

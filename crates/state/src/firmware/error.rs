@@ -106,6 +106,15 @@ pub enum FirmwareError {
         want: String,
         got: String,
     },
+    #[error(
+        "device {device}'s Alias certificate names firmware SHA-256 '{fwid}', not firmware {version} ({want}): install evidence must be signed by the Alias key of the booted release"
+    )]
+    AliasNotForRelease {
+        device: DeviceId,
+        version: String,
+        want: String,
+        fwid: String,
+    },
     #[error("rollback refused: device {device} runs security version {installed}, firmware {version} has {offered}")]
     Rollback {
         device: DeviceId,
@@ -156,6 +165,7 @@ impl FirmwareError {
             FirmwareError::DeviceNotInRollout { .. } => "device_not_in_rollout",
             FirmwareError::NotApprovedForDevice { .. } => "not_approved_for_device",
             FirmwareError::MeasurementMismatch { .. } => "measurement_mismatch",
+            FirmwareError::AliasNotForRelease { .. } => "alias_not_for_release",
             FirmwareError::Rollback { .. } => "rollback",
             FirmwareError::NotApplicable { .. } => "not_applicable",
         }

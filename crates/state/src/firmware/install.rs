@@ -1,7 +1,9 @@
-//! `AttestInstall`: device evidence of an installed release → the fleet version map.
+//! `AttestInstall`: device evidence of an installed release → the fleet version map, and the
+//! device's attestation (with the Alias key of the installed layer; see `check_measured`).
 
 use std::cmp::Ordering;
 
+use chipledger_types::device_tx::DeviceId;
 use chipledger_types::firmware_tx::*;
 use chipledger_types::limits::MAX_DEVICE_UPDATE_HISTORY;
 use chipledger_types::tx::TxHash;
@@ -13,7 +15,7 @@ use super::{FirmwareError, FirmwareEvent};
 use crate::apply::{BlockContext, TxState};
 use crate::device::verify_evidence;
 use crate::error::TxError;
-use crate::model::{DeviceRecord, device_key};
+use crate::model::{Attestation, DeviceRecord, device_key};
 use crate::store::StateRead;
 
 /// Anti-rollback and applicability against what the device is proven to run now.
@@ -56,6 +58,34 @@ fn check_approved(s: &dyn StateRead, device: &DeviceRecord, release: &ReleaseRec
     Ok(())
 }
 
+/// The evidence must prove the release: the EAT's measurement (what the firmware claims) and
+/// the Alias certificate's SHA-256 FWID (what the DICE layer below measured when it derived the
+/// Alias key) must both be the release's image digest. The second check binds the Alias key the
+/// device record then holds to the installed release: evidence signed with an earlier layer's
+/// Alias key, under that layer's certificate, cannot carry the attestation over an install.
+fn check_measured(device: &DeviceId, attestation: &Attestation, release: &ReleaseRecord) -> Result<(), TxError> {
+    let want = || hex::encode(release.image_digest);
+    if attestation.measurement != release.image_digest {
+        return Err(FirmwareError::MeasurementMismatch {
+            device: *device,
+            version: release.version.clone(),
+            want: want(),
+            got: hex::encode(&attestation.measurement),
+        }
+        .into());
+    }
+    if attestation.alias_fwid_sha256 != release.image_digest {
+        return Err(FirmwareError::AliasNotForRelease {
+            device: *device,
+            version: release.version.clone(),
+            want: want(),
+            fwid: hex::encode(&attestation.alias_fwid_sha256),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 pub(super) fn attest_install(
     st: &mut TxState<'_>,
     ctx: &BlockContext<'_>,
@@ -68,15 +98,7 @@ pub(super) fn attest_install(
     check_device_in_rollout(&view, &rollout, &p.device)?;
     let release = live_release(&view, &rollout.release)?;
     check_approved(&view, &device, &release)?;
-    if attestation.measurement != release.image_digest {
-        return Err(FirmwareError::MeasurementMismatch {
-            device: p.device,
-            version: release.version,
-            want: hex::encode(release.image_digest),
-            got: hex::encode(&attestation.measurement),
-        }
-        .into());
-    }
+    check_measured(&p.device, &attestation, &release)?;
     let installed = get_installed(&view, &p.device)?;
     let refresh = installed.as_ref().is_some_and(|i| i.release == release.id);
     if let Some(current) = installed.as_ref().filter(|_| !refresh) {
