@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chipledger_device::cert::verify_deviceid;
 use chipledger_device::key::DevicePublicKey;
+use chipledger_gateway::batch::submit_batches_shared;
 use chipledger_gateway::mqtt::{
     DropReason, Durable, EmbeddedBroker, RecordOrigin, RecordSink, SinkError, SubscriberConfig, spawn_subscriber,
 };
@@ -638,21 +639,25 @@ fn ledger_pass(
     submitter: &mut ClientSubmitter,
     rebirths: &Receiver<RequestRebirth>,
 ) -> Result<usize> {
-    let mut g = gateway.lock().map_err(|_| anyhow::anyhow!("gateway lock poisoned"))?;
-    while g.batch_due(Instant::now()) && g.cut_batch()?.is_some() {}
-    let report = g.submit_batches(submitter)?;
-    g.flush_rejections(Instant::now())?;
-    for (index, anomaly) in g.queued_anomalies()? {
+    let lock = || gateway.lock().map_err(|_| anyhow::anyhow!("gateway lock poisoned"));
+    let queued = {
+        let mut g = lock()?;
+        while g.batch_due(Instant::now()) && g.cut_batch()?.is_some() {}
+        g.flush_rejections(Instant::now())?;
+        g.queued_anomalies()?
+    };
+    // The ledger round trips run without the lock: ingestion goes on meanwhile.
+    let report = submit_batches_shared(gateway, submitter)?;
+    for (index, anomaly) in queued {
         match submitter.send(Payload::ReportChainAnomaly(anomaly)) {
-            Ok(_) => g.anomaly_sent(index)?,
+            Ok(_) => lock()?.anomaly_sent(index)?,
             Err(e @ (SubmitError::Rejected(_) | SubmitError::BatchReplayed)) => {
                 tracing::warn!(error = %e, "anomaly report refused by the ledger; dropped");
-                g.anomaly_sent(index)?
+                lock()?.anomaly_sent(index)?
             }
             Err(e) => return Err(e.into()),
         }
     }
-    drop(g);
     while let Ok(r) = rebirths.try_recv() {
         if let Err(e) = submitter.send(Payload::RequestRebirth(r)) {
             tracing::warn!(error = %e, "rebirth request not recorded on the ledger");

@@ -767,6 +767,10 @@ impl Ledger for Executor {
         })
     }
 
+    fn has_pending_txs(&self) -> bool {
+        !self.lock().mempool.is_empty()
+    }
+
     fn propose(&self, parent: &[u8], now_ms: u64) -> Option<Vec<u8>> {
         let digest = self.ensure_executed(parent)?;
         self.build(digest, now_ms)

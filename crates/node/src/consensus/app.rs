@@ -87,6 +87,12 @@ where
     ) -> Option<Digested<LedgerBlock>> {
         // The ancestry starts at the parent we are asked to extend.
         let parent = ancestry.next().await?;
+        let started = runtime.current();
+        while !self.ledger.has_pending_txs()
+            && runtime.current().duration_since(started).unwrap_or_default() < super::IDLE_PROPOSE_DELAY
+        {
+            runtime.sleep(super::IDLE_POLL).await;
+        }
         self.build(&parent, now_ms(&runtime))
     }
 

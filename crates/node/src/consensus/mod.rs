@@ -37,6 +37,13 @@ pub type BlockDigest = [u8; 32];
 /// What the consensus engine needs from the ledger. Implemented by the node's executor; the
 /// simulation tests implement it too. All methods must be deterministic functions of their
 /// inputs and of previously finalized blocks (no wall clock: time comes in as `now_ms`).
+/// How long a leader with nothing to propose waits for a transaction before proposing an
+/// empty block: well under the leader timeout (1 s), so views never time out for it; a
+/// transaction that arrives meanwhile is proposed within [`IDLE_POLL`].
+pub const IDLE_PROPOSE_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often a waiting leader looks for transactions.
+pub const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 pub trait Ledger: Clone + Send + Sync + 'static {
     /// The encoded genesis block (height 0). Every validator must return identical bytes.
     fn genesis(&self) -> Vec<u8>;
@@ -49,6 +56,13 @@ pub trait Ledger: Clone + Send + Sync + 'static {
     /// `propose`/accepted by `verify`, or genesis). `now_ms` is the proposer's clock (runtime
     /// clock, so simulations stay deterministic). Returns `None` if no block can be built now.
     fn propose(&self, parent: &[u8], now_ms: u64) -> Option<Vec<u8>>;
+
+    /// Whether transactions wait for a block. While none do, a leader waits up to
+    /// [`IDLE_PROPOSE_DELAY`] before proposing (an empty block), so an idle network does not
+    /// spin through dozens of empty blocks a second. The default (always `true`) never waits.
+    fn has_pending_txs(&self) -> bool {
+        true
+    }
 
     /// Check that `block` is a valid child of `parent` (may execute it speculatively).
     /// `now_ms` is the verifier's clock, for bounding the proposer's timestamp.
