@@ -429,24 +429,7 @@ mod tests {
     use super::*;
     use crate::ingest::{GatewayConfig, MemoryDirectory};
 
-    /// A scratch gateway store, removed when dropped.
-    struct Scratch(std::path::PathBuf);
-
-    impl Scratch {
-        fn gateway(name: &str) -> (Scratch, Gateway) {
-            let dir = std::env::temp_dir().join(format!("chipledger-group-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let gw = Gateway::open(&dir.join("g.redb"), GatewayConfig::new("gw")).unwrap();
-            (Scratch(dir), gw)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_support::Scratch;
 
     enum Key {
         P256(p256::ecdsa::SigningKey),

@@ -19,3 +19,5 @@ pub use error::{BatchError, IngestError, StoreError, SubmitError};
 pub use group::{Verified, verify_many};
 pub use ingest::{Accepted, DeviceDirectory, DeviceEntry, DeviceStatus, Gateway, GatewayConfig, MemoryDirectory};
 pub use reject::{Rejection, RejectionOutcome, RejectionStats};
+#[cfg(test)]
+mod test_support;

@@ -63,20 +63,25 @@ fn gateway_args(net: &LocalNet, base_port: u16) -> Vec<String> {
     .to_vec()
 }
 
+/// Starts the demo's gateway process (log in the data directory) and says so.
+fn start_gateway(net: &LocalNet, exe: &Path, base_port: u16, what: &str) -> Result<GatewayProcess> {
+    let log = data_dir(net).join("gateway.log");
+    let gateway = GatewayProcess::start(exe, &gateway_args(net, base_port), Some(&log))?;
+    println!(
+        "  gateway {GATEWAY} {what}: embedded MQTT broker on 127.0.0.1:{}, record API on http://127.0.0.1:{} (log: {})",
+        base_port + MQTT_PORT_OFFSET,
+        base_port + GATEWAY_HTTP_PORT_OFFSET,
+        log.display()
+    );
+    Ok(gateway)
+}
+
 /// Restarts the gateway of an earlier demo run on the same store, if there was one.
 pub fn resume(net: &LocalNet, exe: &Path, base_port: u16) -> Result<Option<GatewayProcess>> {
     if !data_dir(net).join("gateway").exists() {
         return Ok(None);
     }
-    let gateway = GatewayProcess::start(
-        exe,
-        &gateway_args(net, base_port),
-        Some(&data_dir(net).join("gateway.log")),
-    )?;
-    println!(
-        "  gateway {GATEWAY} resumed (MQTT 127.0.0.1:{})",
-        base_port + MQTT_PORT_OFFSET
-    );
+    let gateway = start_gateway(net, exe, base_port, "resumed")?;
     Ok(Some(gateway))
 }
 
@@ -93,16 +98,7 @@ pub fn run(net: &LocalNet, exe: &Path, base_port: u16) -> Result<GatewayProcess>
     let owner_path = dir.join("owner-data-key.hex");
     std::fs::write(&owner_path, hex::encode(owner.to_bytes()))
         .with_context(|| format!("writing {}", owner_path.display()))?;
-    let gateway = GatewayProcess::start(
-        exe,
-        &gateway_args(net, base_port),
-        Some(&data_dir(net).join("gateway.log")),
-    )?;
-    println!(
-        "  gateway {GATEWAY} registered; embedded MQTT broker on 127.0.0.1:{} (log: {})",
-        base_port + MQTT_PORT_OFFSET,
-        dir.join("gateway.log").display()
-    );
+    let gateway = start_gateway(net, exe, base_port, "registered")?;
     let report = publish(base_port, owner.public_key())?;
     let sent = report.records_published + report.epoch_keys_published;
     let committed = wait_committed(&client, sent)?;
