@@ -110,6 +110,25 @@ enum NodeCommand {
     Run {
         #[arg(long, value_name = "DIR")]
         config: PathBuf,
+        /// Also run a data gateway with this name in the same process, against this node's
+        /// API (as `chipledger gateway` does alone); needs --gateway-org and --gateway-key.
+        #[arg(long, value_name = "NAME", requires_all = ["gateway_org", "gateway_key"])]
+        gateway: Option<String>,
+        /// Operator organisation of the in-process gateway.
+        #[arg(long, value_name = "ORG")]
+        gateway_org: Option<String>,
+        /// The operator organisation's key file.
+        #[arg(long, value_name = "KEYFILE")]
+        gateway_key: Option<PathBuf>,
+        /// Where the in-process gateway's embedded MQTT broker listens.
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        gateway_listen: std::net::SocketAddr,
+        /// Subscribe to this MQTT broker (HOST:PORT) instead of the embedded one.
+        #[arg(long, value_name = "HOST:PORT")]
+        gateway_broker: Option<String>,
+        /// The gateway's record API (HOST:PORT or `off`).
+        #[arg(long, value_name = "ADDR|off", default_value = "off")]
+        gateway_http: String,
     },
 }
 
@@ -157,12 +176,79 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+/// The loopback URL of the API a node directory configures (an unspecified listen address
+/// is reached on 127.0.0.1 / ::1).
+fn node_api_url(dir: &std::path::Path) -> Result<String> {
+    let loaded = chipledger_node::config::load(dir)?;
+    let mut addr = loaded.node.api_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{addr}"))
+}
+
+/// How long the in-process gateway waits for its node's API before giving up.
+const IN_PROCESS_GATEWAY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `node run --gateway …`: waits until the node's API answers, then runs the gateway until the
+/// shutdown signal (which stops the node too). A failing gateway is logged; the node goes on.
+fn run_in_process_gateway(args: chipledger_cli::gateway_cmd::GatewayArgs) {
+    let started = std::time::Instant::now();
+    let ready = || {
+        chipledger_cli::client::Client::new(&args.api)
+            .and_then(|c| c.status())
+            .is_ok()
+    };
+    while !ready() {
+        if started.elapsed() > IN_PROCESS_GATEWAY_WAIT {
+            tracing::error!(api = %args.api, "the node's API did not come up; gateway not started");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    if let Err(e) = chipledger_cli::gateway_cmd::run(args) {
+        tracing::error!(error = %format!("{e:#}"), "in-process gateway stopped");
+    }
+}
+
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Demo(a) => demo::run(a),
         Command::Node {
-            command: NodeCommand::Run { config },
-        } => chipledger_node::run::run(&config),
+            command:
+                NodeCommand::Run {
+                    config,
+                    gateway,
+                    gateway_org,
+                    gateway_key,
+                    gateway_listen,
+                    gateway_broker,
+                    gateway_http,
+                },
+        } => {
+            if let (Some(name), Some(org), Some(key)) = (gateway, gateway_org, gateway_key) {
+                let args = chipledger_cli::gateway_cmd::GatewayArgs {
+                    name,
+                    org,
+                    key,
+                    api: node_api_url(&config)?,
+                    broker: gateway_broker,
+                    listen: gateway_listen,
+                    data: config.join("data/gateway"),
+                    batch_records: None,
+                    batch_ms: None,
+                    group: None,
+                    http: Some(gateway_http),
+                };
+                std::thread::Builder::new()
+                    .name("gateway".into())
+                    .spawn(move || run_in_process_gateway(args))?;
+            }
+            chipledger_node::run::run(&config)
+        }
         Command::Node {
             command:
                 NodeCommand::Init {

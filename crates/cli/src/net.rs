@@ -57,6 +57,11 @@ impl LocalNet {
 
     /// Start validator `i` as a child process (logs to `<node dir>/node.log`).
     pub fn start(&mut self, i: usize) -> Result<()> {
+        self.start_with(i, &[])
+    }
+
+    /// [`LocalNet::start`] with extra `node run` arguments (e.g. an in-process gateway).
+    pub fn start_with(&mut self, i: usize, extra: &[String]) -> Result<()> {
         if self.children[i].is_some() {
             return Ok(());
         }
@@ -67,6 +72,7 @@ impl LocalNet {
         let child = Command::new(&self.exe)
             .args(["node", "run", "--config"])
             .arg(self.node_dir(i))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -427,7 +427,7 @@ mod tests {
     use chipledger_types::device_tx::DeviceId;
 
     use super::*;
-    use crate::ingest::{GatewayConfig, MemoryDirectory};
+    use crate::ingest::MemoryDirectory;
 
     use crate::test_support::Scratch;
 

@@ -345,7 +345,7 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{GatewayConfig, MemoryDirectory};
+    use crate::ingest::MemoryDirectory;
     use chipledger_device::key::{DevicePublicKey, DeviceSigner};
 
     fn key(n: u8) -> DevicePublicKey {
