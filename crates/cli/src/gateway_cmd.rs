@@ -437,7 +437,13 @@ impl ClientSubmitter {
                 parse_tx_hash(&sub.hash)
             }
             Err(ErrorBody { error, message }) => {
-                self.next_seq = None;
+                // A refused transaction consumed no sequence number: keep the cached one
+                // unless the refusal was about the number itself (then ask the node again).
+                // Re-reading it after any refusal would reuse a number still held by one of
+                // our transactions waiting in the mempool.
+                if matches!(error.as_str(), "replay" | "seq_gap") {
+                    self.next_seq = None;
+                }
                 Err(refusal(&error, &message))
             }
         }

@@ -65,10 +65,23 @@ fn a_validator_hosts_the_gateway_in_its_own_process() -> Result<()> {
     for d in &devices {
         log.wait(&mqtt, d.id, RECORDS)?;
     }
-    let g = poll("every record committed", WAIT, || {
+    let committed = poll("every record committed", WAIT, || {
         let g = t.gateway(GATEWAY)?;
-        Ok((g.records == DEVICES * RECORDS).then_some(g))
-    })?;
+        Ok((g.records >= DEVICES * RECORDS).then_some(g))
+    });
+    let g = match committed {
+        Ok(g) => g,
+        // Say what the ledger holds and what the gateway logged, not just "timed out".
+        Err(e) => {
+            let seen = t
+                .gateway(GATEWAY)
+                .map(|g| format!("{g:?}"))
+                .unwrap_or_else(|e| format!("{e:#}"));
+            let log = t.log_tail(0, 80);
+            return Err(e.context(format!("gateway on the ledger: {seen}\nvalidator 0 log:\n{log}")));
+        }
+    };
+    assert_eq!(g.records, DEVICES * RECORDS, "no record committed twice");
     assert!(g.last_batch >= 1);
     for id in &ids {
         let d = t.device(id)?.expect("the device has chains");

@@ -105,6 +105,18 @@ impl TestNet {
     pub fn gateway(&self, name: &str) -> Result<GatewayBody> {
         self.client.get_json(&format!("/v1/data/gateways/{name}"))
     }
+
+    /// The last `lines` lines of validator `i`'s log (for a failing test's message).
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let path = self.net.node_dir(i).join("node.log");
+        match std::fs::read_to_string(&path) {
+            Ok(log) => {
+                let all: Vec<&str> = log.lines().collect();
+                all[all.len().saturating_sub(lines)..].join("\n")
+            }
+            Err(e) => format!("(cannot read {}: {e})", path.display()),
+        }
+    }
 }
 
 impl Drop for TestNet {
