@@ -46,6 +46,15 @@ pub enum BenchCommand {
     /// Gateway ingest: records/s end to end (devices → MQTT → gateway → final batches on 4
     /// validators) against the bound (signature verification on all cores), ES256 and Ed25519.
     Ingest(crate::bench_ingest::IngestArgs),
+    /// Range proofs (Bulletproofs, two aggregated values): proof size, prove and verify time
+    /// per proof for 32- and 64-bit bounds, batch verification throughput. Use --release.
+    Rangeproof {
+        /// Proofs made and verified per bit width.
+        #[arg(long, default_value_t = 64)]
+        proofs: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// CVE exposure query (p50/p99 ms) over a fleet version map of N devices; fails over 50 ms.
     Exposure {
         /// Devices in the fleet.
@@ -67,6 +76,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         BenchCommand::Identity { devices, json } => crate::bench_identity::identity(devices, json),
         BenchCommand::Exposure { devices, json } => crate::bench_exposure::exposure(devices, json),
         BenchCommand::Ingest(args) => crate::bench_ingest::ingest(args),
+        BenchCommand::Rangeproof { proofs, json } => chipledger_cli::zk_cmd::bench_rangeproof(proofs, json),
     }
 }
 

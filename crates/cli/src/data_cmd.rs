@@ -8,7 +8,11 @@
 //!   `--genesis FILE`, else the node's `/v1/validators`), written to `--out FILE` for
 //!   `chipledger verify record FILE`; with `--decrypt` the payload is opened with the owner's key
 //!   (`--owner-key FILE`: the epoch key is unwrapped from the device's proven `_epoch-keys`
-//!   record) or with an epoch key the owner shared (`--epoch-key HEX`, a grantee).
+//!   record) or with an epoch key the owner shared (`--epoch-key HEX`, a grantee), or — a
+//!   grantee under a ledger grant — with the key the owner's key service releases
+//!   (`--keyservice URL --grant ID --grantee-org ORG --grantee-key FILE` or
+//!   `--grantee-person-key FILE`; [`crate::keyservice`]): the release is recorded on the ledger
+//!   (a final `KeyRelease`, printed) before the key arrives.
 //!
 //! The library functions ([`fetch_record_proof`], [`wait_record_proof`], [`NetworkTrust`],
 //! [`open_record`]) are what tests and other tools call.
@@ -96,6 +100,8 @@ pub enum DataCommand {
         /// A grantee's 16-byte epoch data key (hex), as the owner shared it.
         #[arg(long, value_name = "HEX", requires = "decrypt")]
         epoch_key: Option<String>,
+        #[command(flatten)]
+        grantee: Box<GranteeArgs>,
         /// How long to wait while the record's batch is not under a final checkpoint yet.
         #[arg(long, default_value_t = 30)]
         wait_s: u64,
@@ -121,13 +127,17 @@ pub fn run(a: DataArgs) -> Result<()> {
             decrypt,
             owner_key,
             epoch_key,
+            grantee,
             wait_s,
         } => {
-            let key = match (decrypt, owner_key, epoch_key) {
-                (false, _, _) => None,
-                (true, Some(path), _) => Some(Decryptor::Owner(read_owner_key(&path)?)),
-                (true, None, Some(hex)) => Some(Decryptor::EpochKey(parse_epoch_key(&hex)?)),
-                (true, None, None) => bail!("--decrypt needs --owner-key FILE or --epoch-key HEX"),
+            let key = match (decrypt, owner_key, epoch_key, grantee.keyservice.is_some()) {
+                (false, ..) => None,
+                (true, Some(path), ..) => Some(Decryptor::Owner(read_owner_key(&path)?)),
+                (true, None, Some(hex), _) => Some(Decryptor::EpochKey(parse_epoch_key(&hex)?)),
+                (true, None, None, true) => Some(Decryptor::Grantee(Box::new(grantee.access()?))),
+                (true, None, None, false) => {
+                    bail!("--decrypt needs --owner-key FILE, --epoch-key HEX or --keyservice URL")
+                }
             };
             let request = GetRequest {
                 gateway,
@@ -355,6 +365,99 @@ pub enum Decryptor {
     Owner(p256::SecretKey),
     /// A grantee holding one epoch's data key.
     EpochKey(EpochKey),
+    /// A grantee asking the owner's key service under a ledger grant.
+    Grantee(Box<GranteeAccess>),
+}
+
+/// `data get --decrypt` as a grantee of a ledger grant, through the owner's key service.
+#[derive(Debug, Args)]
+pub struct GranteeArgs {
+    /// The owner's key service (`chipledger keyservice`).
+    #[arg(long, value_name = "URL", requires_all = ["decrypt", "grant"])]
+    pub keyservice: Option<String>,
+    /// The grant (hex id: its `GrantAccess` or `Purchase` transaction).
+    #[arg(long, value_name = "ID", requires = "keyservice")]
+    pub grant: Option<String>,
+    /// The grantee organisation (signs the request with --grantee-key).
+    #[arg(long, value_name = "ORG", requires_all = ["keyservice", "grantee_key"], conflicts_with = "grantee_person_key")]
+    pub grantee_org: Option<String>,
+    /// The grantee organisation's key file.
+    #[arg(long, value_name = "FILE", requires = "grantee_org")]
+    pub grantee_key: Option<PathBuf>,
+    /// A person grantee's key file (the key the grant names).
+    #[arg(long, value_name = "FILE", requires = "keyservice")]
+    pub grantee_person_key: Option<PathBuf>,
+    /// The P-256 key the epoch key is wrapped to (as --owner-key reads it); default: a fresh
+    /// one for this request.
+    #[arg(long, value_name = "FILE", requires = "keyservice")]
+    pub recipient_key: Option<PathBuf>,
+}
+
+/// What a grantee needs to ask a key service.
+pub struct GranteeAccess {
+    pub url: String,
+    pub grant: chipledger_types::tx::TxHash,
+    pub signer: crate::keyservice::protocol::Signer,
+    pub key: chipledger_types::keys::SigningKey,
+    pub recipient: p256::SecretKey,
+}
+
+impl GranteeArgs {
+    /// The checked flags.
+    pub fn access(&self) -> Result<GranteeAccess> {
+        use crate::keyservice::protocol::{Signer, fresh_p256_secret};
+        let url = self.keyservice.clone().context("--keyservice URL")?;
+        let grant = hex::decode(self.grant.as_deref().unwrap_or_default())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .map(chipledger_types::tx::TxHash)
+            .context("--grant is the grant's id (64 hex characters)")?;
+        let (signer, key) = match (&self.grantee_org, &self.grantee_key, &self.grantee_person_key) {
+            (Some(org), Some(path), None) => (Signer::Org(org.clone()), KeyFile::read(path)?),
+            (None, None, Some(path)) => {
+                let key = KeyFile::read(path)?;
+                (Signer::Key(key.public_key()), key)
+            }
+            _ => bail!("--keyservice needs --grantee-org ORG --grantee-key FILE, or --grantee-person-key FILE"),
+        };
+        let recipient = match &self.recipient_key {
+            Some(path) => read_owner_key(path)?,
+            None => fresh_p256_secret(),
+        };
+        Ok(GranteeAccess {
+            url,
+            grant,
+            signer,
+            key,
+            recipient,
+        })
+    }
+}
+
+impl GranteeAccess {
+    /// Asks the key service for `device`'s epoch `epoch` (printing the final `KeyRelease` to
+    /// stderr) and returns its key.
+    pub fn epoch_key(&self, device: DeviceId, epoch: u32) -> Result<EpochKey> {
+        let released = crate::keyservice::protocol::request_keys(
+            &self.url,
+            self.grant,
+            device,
+            &[epoch],
+            (&self.signer, &self.key),
+            &self.recipient,
+        )?;
+        eprintln!(
+            "key release {} final at height {} (grant {}, device {device}, epoch {epoch})",
+            released.release_tx, released.height, self.grant
+        );
+        let withheld: Vec<String> = released.withheld.iter().map(|w| w.reason.clone()).collect();
+        released
+            .keys
+            .into_iter()
+            .find(|g| g.epoch == epoch)
+            .map(|g| g.key)
+            .with_context(|| format!("the key service withheld epoch {epoch} ({})", withheld.join(", ")))
+    }
 }
 
 /// Reads an owner's P-256 secret key: 64 hex characters (the raw scalar), a PEM — PKCS#8
@@ -444,6 +547,7 @@ pub fn open_record(
     let key = match who {
         Decryptor::EpochKey(k) => k.clone(),
         Decryptor::Owner(owner) => owner_epoch_key(gateway, trust, record, owner, wait)?,
+        Decryptor::Grantee(g) => g.epoch_key(record.device, record.epoch)?,
     };
     open_payload(record, &key)
         .map(Opened::Plaintext)

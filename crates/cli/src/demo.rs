@@ -18,6 +18,7 @@ use crate::client::Client;
 use crate::net::LocalNet;
 use crate::txcmd::{build, wait_final};
 
+mod access;
 mod data;
 mod fleet;
 
@@ -63,10 +64,17 @@ pub fn run(a: DemoArgs) -> Result<()> {
         println!("firmware rollout over the fleet …");
         firmware_rollout(&net, devices, a.rollout_seed)?;
         println!("data at source: sensors → MQTT → gateway → batches on the ledger …");
-        Some(data::run(&net, &exe, a.base_port)?)
+        let (gateway, sensors) = data::run(&net, &exe, a.base_port)?;
+        println!("access: credits, an offer, a purchase, a logged key release, a revocation …");
+        let keyservice = access::run(&net, &exe, a.base_port, &sensors)?;
+        (Some(gateway), Some(keyservice))
     } else {
-        data::resume(&net, &exe, a.base_port)?
+        (
+            data::resume(&net, &exe, a.base_port)?,
+            access::resume(&net, &exe, a.base_port)?,
+        )
     };
+    let (gateway, keyservice) = gateway;
     println!(
         "\nthe network is running. Try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.",
         net.apis[0], net.apis[0], net.apis[0]
@@ -86,6 +94,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
             }
         }
     });
+    drop(keyservice);
     if let Some(g) = gateway {
         println!("stopping the gateway …");
         let _ = g.interrupt(Duration::from_secs(10));

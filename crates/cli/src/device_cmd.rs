@@ -78,6 +78,8 @@ pub enum DeviceCommand {
     },
     /// Make a SoftChip (new UDS file), have the CA certify its DeviceID, register it.
     Provision(ProvisionArgs),
+    /// Run a simulated device that answers authorized commands over MQTT with signed receipts.
+    ServeCommands(crate::command_cmd::ServeArgs),
     /// Show a device: owner, status, attested firmware, history.
     Show {
         /// Hex device id.
@@ -404,6 +406,7 @@ pub fn run(a: DeviceArgs) -> Result<()> {
         DeviceCommand::Cas { api, json } => list_cas(&api, json),
         DeviceCommand::List(l) => crate::fleet_cmd::list(&l),
         DeviceCommand::Stats { api, json } => crate::fleet_cmd::stats(&api, json),
+        DeviceCommand::ServeCommands(a) => crate::command_cmd::serve_commands(a),
         DeviceCommand::Transfer { signer, device, to } => {
             let device = parse_device_id(&device)?;
             let p = Payload::OfferTransfer(OfferTransfer {

@@ -71,6 +71,11 @@ enum Command {
     Cose(cose_cmd::CoseArgs),
     /// Verify checkpoints and proofs served by a node (or from files) yourself.
     Verify(verify::VerifyArgs),
+    /// The audit trail of a device, an organisation or a grantee key: grants, key releases,
+    /// purchases, authorizations, commands, receipts, range proofs; `--verify` checks each proof.
+    Audit(chipledger_cli::audit_cmd::AuditArgs),
+    /// Access and sharing: grants, device tags, data offers, purchases with credits.
+    Access(chipledger_cli::access_cmd::AccessArgs),
     /// Benchmarks; each prints a table, or one JSON object with --json.
     Bench(bench::BenchArgs),
     /// Simulated device fleets: `fleet simulate` publishes signed, encrypted records over MQTT.
@@ -80,6 +85,11 @@ enum Command {
     /// Device data: chains and anomalies on the ledger (`show`), one record with its proof from
     /// a gateway, verified and optionally decrypted (`get`).
     Data(chipledger_cli::data_cmd::DataArgs),
+    /// The owner's key service: releases epoch keys to grantees, each release recorded on the
+    /// ledger (a final `KeyRelease`) before any key leaves.
+    Keyservice(chipledger_cli::keyservice::KeyServiceArgs),
+    /// Zero-knowledge range proofs over committed device readings: prove, verify, publish, show.
+    Zk(chipledger_cli::zk_cmd::ZkArgs),
     /// Print the validator API's OpenAPI 3.1 document (the same one nodes serve at /openapi.json).
     Openapi,
 }
@@ -271,6 +281,10 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Fleet(a) => chipledger_cli::simulate::run(a),
         Command::Gateway(a) => chipledger_cli::gateway_cmd::run(a),
         Command::Data(a) => chipledger_cli::data_cmd::run(a),
+        Command::Keyservice(a) => chipledger_cli::keyservice::run(a),
+        Command::Zk(a) => chipledger_cli::zk_cmd::run(a),
+        Command::Audit(a) => chipledger_cli::audit_cmd::run(a),
+        Command::Access(a) => chipledger_cli::access_cmd::run(a),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&chipledger_node::api::openapi())?);
             Ok(())

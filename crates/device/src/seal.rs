@@ -320,6 +320,41 @@ pub fn unwrap_epoch_key(wrap: &[u8], owner_secret: &p256::SecretKey) -> Result<E
     decode_epoch_statement(&content, key)
 }
 
+/// Domain-separation tag of a re-wrap's IV derivation ([`rewrap_iv`]).
+pub const TAG_REWRAP_IV_V1: &str = "chipledger/rewrap-iv/v1";
+
+/// The IV of a key-wrap message made by the owner's key service for a grantee
+/// ([`wrap_epoch_key_for`]): the first 12 bytes of SHA-256(`TAG_REWRAP_IV_V1` ‖ 0x00 ‖ the
+/// ephemeral public key, SEC1 uncompressed) with the top bit set. The device's IVs under an
+/// epoch key are `0x00000000 ‖ counter`, whose first byte is 0, so a re-wrap never reuses one of
+/// them; a fresh ephemeral key per re-wrap gives each re-wrap its own IV.
+pub fn rewrap_iv(ephemeral_public: &p256::PublicKey) -> [u8; IV_BYTES] {
+    let mut h = Sha256::new();
+    h.update(TAG_REWRAP_IV_V1.as_bytes());
+    h.update([0]);
+    h.update(ephemeral_public.to_sec1_point(false).as_bytes());
+    let digest = h.finalize();
+    let mut iv = [0u8; IV_BYTES];
+    iv.copy_from_slice(&digest[..IV_BYTES]);
+    iv[0] |= 0x80;
+    iv
+}
+
+/// The owner's key service: wraps an epoch key the owner unwrapped ([`unwrap_epoch_key`]) to
+/// another P-256 key (a grantee's recipient key), in the same layout as the device's key-wrap
+/// message — one ECDH-ES + A128KW recipient, the same [`TAG_EPOCH_KEY_V1`] statement of device,
+/// epoch and start — so that `unwrap_epoch_key(wrap, recipient_secret)` returns `grant` exactly.
+/// Only the IV differs ([`rewrap_iv`]). `ephemeral` must be fresh randomness for every call.
+pub fn wrap_epoch_key_for(
+    recipient: &p256::PublicKey,
+    grant: &EpochGrant,
+    ephemeral: &p256::NonZeroScalar,
+) -> Result<Vec<u8>, SealError> {
+    let iv = rewrap_iv(&p256::PublicKey::from_secret_scalar(ephemeral));
+    let content = epoch_statement(grant.device, grant.epoch, grant.started_ms);
+    seal_cose_encrypt_ecdh_es_a128kw(&grant.key, &iv, &content, recipient, ephemeral)
+}
+
 // ---- COSE building blocks (also checked against the cose-wg examples) -----------------------
 
 fn a128gcm(key: &EpochKey) -> Aes128Gcm {
@@ -673,6 +708,47 @@ mod tests {
             open_cose_encrypt_ecdh_es_a128kw(&[0u8; MAX_WRAP_BYTES + 1], &owner, &[]),
             Err(SealError::TooLarge { .. })
         ));
+    }
+
+    /// A re-wrap opens with the recipient's key only, names the same device, epoch, start and key
+    /// as the device's own wrap, and never uses an IV of the device's counter space.
+    #[test]
+    fn an_epoch_key_rewrapped_for_a_grantee_opens_with_the_grantee_key_only() {
+        let owner = p256::SecretKey::from_slice(&[0x42; 32]).unwrap();
+        let grantee = p256::SecretKey::from_slice(&[0x43; 32]).unwrap();
+        let mut device = SealingState::new(DeviceId([7; 20]), owner.public_key(), EpochPolicy::default(), 5);
+        let entropy = EpochEntropy {
+            data_key: [0x11; 16],
+            ephemeral_secret: [0x21; 32],
+        };
+        let start = device.rotate(1_700_000_000_000, entropy).unwrap();
+        let grant = unwrap_epoch_key(&start.wrap, &owner).unwrap();
+        let cases = [[0x31u8; 32], [0x32; 32]];
+        let mut ivs = Vec::new();
+        for eph in cases {
+            let eph = p256::NonZeroScalar::try_from(&eph[..]).unwrap();
+            let wrap = wrap_epoch_key_for(&grantee.public_key(), &grant, &eph).unwrap();
+            assert_eq!(unwrap_epoch_key(&wrap, &grantee).unwrap(), grant);
+            assert_eq!(unwrap_epoch_key(&wrap, &owner), Err(SealError::UnwrapFailed));
+            let iv = gcm_iv(&CoseEncrypt::from_tagged_slice(&wrap).unwrap().unprotected).unwrap();
+            assert_ne!(iv[..4], [0; 4], "outside the device's 0x00000000 ‖ counter IVs");
+            ivs.push(iv);
+        }
+        assert_ne!(ivs[0], ivs[1], "one IV per ephemeral key");
+        let sealed = device.seal(1_700_000_000_001, "t", 1, b"reading").unwrap().1;
+        let record_key = unwrap_epoch_key(
+            &wrap_epoch_key_for(
+                &grantee.public_key(),
+                &grant,
+                &p256::NonZeroScalar::try_from(&[0x33u8; 32][..]).unwrap(),
+            )
+            .unwrap(),
+            &grantee,
+        )
+        .unwrap()
+        .key;
+        let aad = payload_aad(DeviceId([7; 20]), "t", 1, 5);
+        assert_eq!(open_encrypt0(&sealed, &record_key, &aad).unwrap(), b"reading");
     }
 
     #[test]

@@ -170,17 +170,39 @@ pub struct UpdateTrust {
     pub checkpoint_height: u64,
 }
 
+/// Is a trusted validator set with this quorum usable? (1..=64 validators, 2f + 1 ≤ quorum ≤ n.)
+pub(crate) fn check_validator_set(validators: &[TrustedValidator], quorum: usize) -> Result<(), &'static str> {
+    let n = validators.len();
+    if n == 0 || n > MAX_TRUSTED_VALIDATORS {
+        return Err("between 1 and 64 validators are needed");
+    }
+    if quorum < quorum_for(n) || quorum > n {
+        return Err("quorum must be between 2f + 1 and the number of validators");
+    }
+    Ok(())
+}
+
+/// What opening a checkpoint needs: the log origin, the trusted validators, the quorum and the
+/// height of the newest checkpoint already seen (shared by updates and commands).
+pub(crate) struct CheckpointTrust<'a> {
+    pub(crate) origin: &'a str,
+    pub(crate) validators: &'a [TrustedValidator],
+    pub(crate) quorum: usize,
+    pub(crate) last_seen_height: u64,
+}
+
 impl UpdateTrust {
+    fn checkpoint_trust(&self) -> CheckpointTrust<'_> {
+        CheckpointTrust {
+            origin: &self.origin,
+            validators: &self.validators,
+            quorum: self.quorum,
+            last_seen_height: self.checkpoint_height,
+        }
+    }
+
     fn check(&self) -> Result<(), UpdateError> {
-        let n = self.validators.len();
-        if n == 0 || n > MAX_TRUSTED_VALIDATORS {
-            return Err(UpdateError::InvalidTrust("between 1 and 64 validators are needed"));
-        }
-        if self.quorum < quorum_for(n) || self.quorum > n {
-            return Err(UpdateError::InvalidTrust(
-                "quorum must be between 2f + 1 and the number of validators",
-            ));
-        }
+        check_validator_set(&self.validators, self.quorum).map_err(UpdateError::InvalidTrust)?;
         if self.publisher_keys.is_empty() || self.publisher_keys.len() > MAX_PUBLISHER_KEYS {
             return Err(UpdateError::InvalidTrust("between 1 and 8 publisher keys are needed"));
         }
@@ -335,7 +357,7 @@ pub fn verify_update(
     let manifest = verify_manifest(&bundle.envelope, &trust.publisher_keys)?;
     check_image(&manifest, trust.model, image)?;
     let release_id = manifest_release_id(&manifest)?;
-    let cp = open_quorum_checkpoint(&bundle.checkpoint, trust)?;
+    let cp = open_quorum_checkpoint(&bundle.checkpoint, &trust.checkpoint_trust())?;
     let release = check_release(&bundle.release, &cp.state_root, &release_id, &manifest, image, trust)?;
     check_approval(&bundle.approval, &cp.state_root, &release_id, &release, trust)?;
     if release.security_version < trust.security_version {
@@ -407,21 +429,21 @@ fn manifest_release_id(manifest: &SuitManifest) -> Result<[u8; 32], UpdateError>
 }
 
 /// A checkpoint that a quorum of trusted validators cosigned.
-struct QuorumCheckpoint {
-    height: u64,
-    state_root: Hash,
-    signers: usize,
+pub(crate) struct QuorumCheckpoint {
+    pub(crate) height: u64,
+    pub(crate) state_root: Hash,
+    pub(crate) signers: usize,
 }
 
 /// (c) Open `note` with the keys in force at its height and count distinct trusted signers.
-fn open_quorum_checkpoint(note: &str, trust: &UpdateTrust) -> Result<QuorumCheckpoint, UpdateError> {
+pub(crate) fn open_quorum_checkpoint(note: &str, trust: &CheckpointTrust<'_>) -> Result<QuorumCheckpoint, UpdateError> {
     let parsed = Note::parse(note.as_bytes(), &NOTE_LIMITS).map_err(CheckpointError::from)?;
     let body = Checkpoint::parse(&parsed.text)?;
     let (height, state_root) = state_extension(&body).ok_or(UpdateError::NoStateRoot)?;
-    if height < trust.checkpoint_height {
+    if height < trust.last_seen_height {
         return Err(UpdateError::StaleCheckpoint {
             height,
-            last_seen: trust.checkpoint_height,
+            last_seen: trust.last_seen_height,
         });
     }
     let known: Vec<VerifierKey> = trust
@@ -433,7 +455,7 @@ fn open_quorum_checkpoint(note: &str, trust: &UpdateTrust) -> Result<QuorumCheck
         valid,
         quorum: trust.quorum,
     };
-    let signed = match open_checkpoint(note.as_bytes(), &trust.origin, &known, &NOTE_LIMITS) {
+    let signed = match open_checkpoint(note.as_bytes(), trust.origin, &known, &NOTE_LIMITS) {
         Err(CheckpointError::Note(NoteError::NoKnownSignature)) => return Err(below(0)),
         other => other?,
     };
@@ -450,7 +472,7 @@ fn open_quorum_checkpoint(note: &str, trust: &UpdateTrust) -> Result<QuorumCheck
 }
 
 /// Verify `proven` is the record at `key` under `root` and decode its value, if any.
-fn proven_value<T: Decode>(
+pub(crate) fn proven_value<T: Decode>(
     proven: &ProvenRecord,
     root: &Hash,
     key: &[u8],
@@ -595,7 +617,7 @@ pub fn apply_validator_update(
     proof: &ValidatorSetProof,
 ) -> Result<ValidatorSetChange, UpdateError> {
     trust.check()?;
-    let cp = open_quorum_checkpoint(&proof.checkpoint, trust)?;
+    let cp = open_quorum_checkpoint(&proof.checkpoint, &trust.checkpoint_trust())?;
     let names = proven_value::<NameList>(&proof.index, &cp.state_root, KEY_VALIDATOR_INDEX, "validator index")?
         .ok_or(UpdateError::ValidatorSet("the validator index is proven absent"))?
         .0;

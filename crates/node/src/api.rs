@@ -1269,6 +1269,10 @@ fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(cas))
         .merge(crate::api_firmware::routes())
         .merge(crate::api_data::routes())
+        .merge(crate::api_zk::routes())
+        .merge(crate::api_command::routes())
+        .merge(crate::api_access::routes())
+        .merge(crate::api_audit::routes())
 }
 
 /// The OpenAPI 3.1 document of the API (served at `/openapi.json`).

@@ -260,7 +260,7 @@ fn parse_gateway(s: &str) -> ApiResult<()> {
 }
 
 /// Proofs of `keys` against the tip's state root, if the newest final checkpoint binds it.
-fn state_proofs(inner: &Inner, s: &dyn StateRead, keys: &[Vec<u8>]) -> ApiResult<Option<StateProofs>> {
+pub(crate) fn state_proofs(inner: &Inner, s: &dyn StateRead, keys: &[Vec<u8>]) -> ApiResult<Option<StateProofs>> {
     let Some((_, note)) = inner.votes.latest_final.clone() else {
         return Ok(None);
     };
@@ -283,7 +283,7 @@ fn state_proofs(inner: &Inner, s: &dyn StateRead, keys: &[Vec<u8>]) -> ApiResult
 }
 
 /// The encoded transaction `hash` from the block at `height`.
-fn tx_bytes(exec: &Executor, height: u64, hash: &TxHash) -> ApiResult<Option<Vec<u8>>> {
+pub(crate) fn tx_bytes(exec: &Executor, height: u64, hash: &TxHash) -> ApiResult<Option<Vec<u8>>> {
     let raw = exec.lock().db.block(height).map_err(internal)?;
     let Some(raw) = raw else { return Ok(None) };
     let block = Block::from_bytes(&raw).map_err(internal)?;

@@ -3,8 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod api_access;
+pub mod api_audit;
+pub mod api_command;
 pub mod api_data;
 pub mod api_firmware;
+pub mod api_zk;
 pub mod blob_store;
 pub mod checkpoints;
 pub mod config;

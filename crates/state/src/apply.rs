@@ -6,10 +6,13 @@ use chipledger_types::genesis::Genesis;
 use chipledger_types::keys::{PublicKey, SignatureError};
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, SignedTx, ThresholdKind, TxHash};
 
+use crate::access::{self, AccessEvent};
+use crate::command::{self, CommandEvent};
 use crate::data::{self, DataEvent};
 use crate::device;
 use crate::error::TxError;
 use crate::firmware::{self, FirmwareEvent};
+use crate::zk::{self, ZkEvent};
 use crate::model::*;
 use crate::store::{Overlay, StateRead, WriteSet};
 
@@ -45,6 +48,12 @@ pub enum Event {
     Firmware(FirmwareEvent),
     /// A data-at-source flow (issue 5).
     Data(DataEvent),
+    /// An authorized-command flow: authorizations, commands, device receipts (issue 6).
+    Command(CommandEvent),
+    /// An access flow: grants, key releases, offers, purchases, credits (issue 6).
+    Access(AccessEvent),
+    /// A range proof over a device-signed reading commitment was published (issue 6).
+    Zk(ZkEvent),
     ProposalCreated {
         id: TxHash,
         action: &'static str,
@@ -114,6 +123,10 @@ impl TxState<'_> {
     pub(crate) fn put<T: Encode>(&mut self, key: Vec<u8>, value: &T) {
         self.writes.insert(key, Some(value.to_cbor()));
     }
+    /// Remove `key` from the state.
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
 }
 
 /// Apply one encoded transaction on top of `base` + `block_writes`. On success its writes are
@@ -166,6 +179,18 @@ pub fn apply_tx(
         | Payload::CommitBatch(_)
         | Payload::ReportChainAnomaly(_)
         | Payload::RequestRebirth(_)) => data::apply(&mut st, ctx, &hash, &tx.body.org, p)?,
+        p @ (Payload::Authorize(_)
+        | Payload::RevokeAuthorization(_)
+        | Payload::RecordCommand(_)
+        | Payload::AccessReceipt(_)) => command::apply(&mut st, ctx, &hash, &tx.body.org, p)?,
+        p @ Payload::PublishRangeProof(_) => zk::apply(&mut st, ctx, &hash, &tx.body.org, p)?,
+        p @ (Payload::GrantAccess(_)
+        | Payload::RevokeAccess(_)
+        | Payload::KeyRelease(_)
+        | Payload::PublishOffer(_)
+        | Payload::WithdrawOffer(_)
+        | Payload::Purchase(_)
+        | Payload::TagDevices(_)) => access::apply(&mut st, ctx, &hash, &tx.body.org, p)?,
     };
     let writes = st.writes;
     block_writes.extend(writes);
@@ -314,7 +339,7 @@ fn record_approval(
     }];
     if approvals >= threshold {
         check_action(&st.view(), ctx, &record.action)?;
-        let effects = execute(st, ctx, &record.action)?;
+        let effects = execute(st, ctx, id, &record.proposer, &record.action)?;
         record.executed_height = Some(ctx.height);
         events.push(Event::ProposalExecuted {
             id: *id,
@@ -392,6 +417,7 @@ fn check_action(s: &dyn StateRead, ctx: &BlockContext<'_>, action: &GovAction) -
         }
         GovAction::AddManufacturerCa(a) => device::check_add_ca(s, ctx, a).map(|_: CaId| ()),
         GovAction::RevokeManufacturerCa(a) => device::check_revoke_ca(s, a).map(|_| ()),
+        GovAction::IssueCredits { org, amount } => access::check_issue_credits(s, org, *amount).map(|_| ()),
     }
 }
 
@@ -418,7 +444,13 @@ fn check_add_org(s: &dyn StateRead, spec: &OrgSpec) -> Result<(), TxError> {
 }
 
 /// Execute `action`; returns the events of its effects (beyond `ProposalExecuted`).
-fn execute(st: &mut TxState<'_>, ctx: &BlockContext<'_>, action: &GovAction) -> Result<Vec<Event>, TxError> {
+fn execute(
+    st: &mut TxState<'_>,
+    ctx: &BlockContext<'_>,
+    id: &TxHash,
+    proposer: &str,
+    action: &GovAction,
+) -> Result<Vec<Event>, TxError> {
     match action {
         GovAction::AddOrg(spec) => {
             let mut names = org_names(&st.view())?;
@@ -471,6 +503,9 @@ fn execute(st: &mut TxState<'_>, ctx: &BlockContext<'_>, action: &GovAction) -> 
         }
         GovAction::AddManufacturerCa(a) => return device::execute_add_ca(st, ctx, a).map(|e| vec![e]),
         GovAction::RevokeManufacturerCa(a) => return device::execute_revoke_ca(st, ctx, a).map(|e| vec![e]),
+        GovAction::IssueCredits { org, amount } => {
+            return access::execute_issue_credits(st, ctx, id, proposer, org, *amount).map(|e| vec![e]);
+        }
     }
     Ok(Vec::new())
 }

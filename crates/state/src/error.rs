@@ -116,6 +116,12 @@ pub enum TxError {
     Firmware(#[from] crate::firmware::FirmwareError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Command(#[from] crate::command::CommandError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+    #[error(transparent)]
+    Zk(#[from] crate::zk::ZkTxError),
     #[error("evidence claim {claim} is {got}, but the registered device needs {want}")]
     EvidenceMismatch {
         claim: &'static str,
@@ -179,6 +185,9 @@ impl TxError {
             TxError::LimitReached { .. } => "limit_reached",
             TxError::Firmware(e) => e.code(),
             TxError::Data(e) => e.code(),
+            TxError::Command(e) => e.code(),
+            TxError::Access(e) => e.code(),
+            TxError::Zk(e) => e.code(),
             TxError::EvidenceMismatch { .. } => "evidence_mismatch",
             TxError::BadDeviceProof(_) => "bad_device_proof",
             TxError::DeviceProofWrongKey(_) => "device_proof_wrong_key",

@@ -4,7 +4,10 @@
 //! byte-identical state and state root on every validator. Time and height come from the block.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod apply;
+pub mod audit;
+pub mod command;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -12,6 +15,7 @@ pub mod firmware;
 pub mod model;
 pub mod smt;
 pub mod store;
+pub mod zk;
 
 pub use apply::{BlockContext, Event, SignatureCheck, VerifyAll, apply_tx, genesis_writes};
 pub use error::TxError;

@@ -5,9 +5,12 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 extern crate alloc;
 
+pub mod access_tx;
+pub mod audit;
 pub mod block;
 pub mod cbor;
 pub mod checkpoint;
+pub mod command_tx;
 pub mod data_tx;
 pub mod device_tx;
 pub mod firmware_tx;
@@ -22,3 +25,4 @@ pub mod state_proof;
 pub mod tlog_proof;
 pub mod tx;
 pub mod validator_record;
+pub mod zk_tx;

@@ -100,3 +100,58 @@ pub const MAX_ANOMALY_EVIDENCE: usize = 8;
 pub const MAX_DEVICE_ANOMALIES: usize = 64;
 /// Most gateways one operator organisation may register.
 pub const MAX_GATEWAYS_PER_ORG: usize = 256;
+
+// ---- Access grants, offers and credits (issue 6, `access_tx`) ------------------------------
+
+/// Most devices one access scope (grant or offer) may list.
+pub const MAX_SCOPE_DEVICES: usize = 256;
+/// Most device tags one access scope may list.
+pub const MAX_SCOPE_TAGS: usize = 16;
+/// Most data streams one access scope may list (none = every data stream).
+pub const MAX_SCOPE_STREAMS: usize = 16;
+/// Longest grant purpose text, in bytes.
+pub const MAX_PURPOSE_BYTES: usize = 256;
+/// Longest grant-revocation reason, in bytes.
+pub const MAX_ACCESS_REASON_BYTES: usize = 256;
+/// Longest offer terms text, in bytes.
+pub const MAX_OFFER_TERMS_BYTES: usize = 1024;
+/// Most epochs one `KeyRelease` may release (at least one).
+pub const MAX_RELEASE_EPOCHS: usize = 64;
+/// Most devices one `TagDevices` may add plus remove.
+pub const MAX_TAG_CHANGE_DEVICES: usize = 256;
+
+// ---- Authorized commands and access receipts (issue 6, `command_tx`) ----------------------
+
+/// Most devices one `Authorize` may list.
+pub const MAX_AUTHZ_DEVICES: usize = 256;
+/// Most actions one `Authorize` may allow.
+pub const MAX_AUTHZ_ACTIONS: usize = 16;
+/// Longest action name (`diagnostic`, `config`, `reboot`, `firmware`, or a custom one), in bytes.
+pub const MAX_ACTION_BYTES: usize = 32;
+/// Longest authorization purpose text, in bytes.
+pub const MAX_AUTHZ_PURPOSE_BYTES: usize = 256;
+/// Largest command argument blob, in bytes.
+pub const MAX_COMMAND_ARGS_BYTES: usize = 1024;
+/// Largest command result blob a receipt carries, in bytes.
+pub const MAX_COMMAND_RESULT_BYTES: usize = 1024;
+/// Longest MQTT client token (AWS IoT's limit), in bytes.
+pub const MAX_CLIENT_TOKEN_BYTES: usize = 64;
+/// Largest signed command request (COSE_Sign1), in bytes.
+pub const MAX_COMMAND_REQUEST_BYTES: usize = 2048;
+/// Largest signed command receipt (COSE_Sign1) an `AccessReceipt` may carry, in bytes.
+pub const MAX_RECEIPT_BYTES: usize = 2048;
+/// Longest rejection code in a receipt, in bytes.
+pub const MAX_REJECT_CODE_BYTES: usize = 32;
+/// Most recorded commands of one device still waiting for a receipt.
+pub const MAX_PENDING_COMMANDS_PER_DEVICE: usize = 256;
+
+// ---- Range proofs (issue 6, Z) ---------------------------------------------------------------
+
+/// Largest device-signed reading commitment (a COSE_Sign1) a `PublishRangeProof` may carry.
+pub const MAX_READING_STATEMENT_BYTES: usize = 1024;
+/// Longest quantity name in a reading commitment (`co2_ppm`, `pm2.5`), in bytes.
+pub const MAX_QUANTITY_BYTES: usize = 64;
+/// Largest range proof: a two-party Bulletproof over 64 bits (`chipledger_zk::MAX_PROOF_BYTES`).
+pub const MAX_RANGE_PROOF_BYTES: usize = 736;
+/// Bit widths a range proof may use.
+pub const RANGE_PROOF_BITS: [u8; 4] = [8, 16, 32, 64];

@@ -9,8 +9,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
+use crate::access_tx::{GrantAccess, KeyRelease, PublishOffer, Purchase, RevokeAccess, TagDevices, WithdrawOffer};
 use crate::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
+use crate::command_tx::{AccessReceipt, Authorize, RecordCommand, RevokeAuthorization};
 use crate::data_tx::{CommitBatch, RegisterGateway, ReportChainAnomaly, RequestRebirth};
+use crate::zk_tx::PublishRangeProof;
 use crate::device_tx::{
     AcceptTransfer, AddManufacturerCa, Attest, Fields, OfferTransfer, RegisterDevice, RevokeDevice,
     RevokeManufacturerCa, encode_tagged,
@@ -193,6 +196,8 @@ pub enum GovAction {
     AddManufacturerCa(AddManufacturerCa),
     /// Move a manufacturer CA to the revoked list.
     RevokeManufacturerCa(RevokeManufacturerCa),
+    /// Issue ledger credits (issue 6: an accounting unit, no token) to an organisation.
+    IssueCredits { org: String, amount: u64 },
 }
 
 const GOV_ADD_ORG: u64 = 1;
@@ -202,6 +207,7 @@ const GOV_ROTATE_VALIDATOR_KEY: u64 = 4;
 const GOV_SET_THRESHOLD: u64 = 5;
 const GOV_ADD_MANUFACTURER_CA: u64 = 6;
 const GOV_REVOKE_MANUFACTURER_CA: u64 = 7;
+const GOV_ISSUE_CREDITS: u64 = 8;
 
 impl GovAction {
     pub fn name(&self) -> &'static str {
@@ -213,6 +219,7 @@ impl GovAction {
             GovAction::SetThreshold { .. } => "set-threshold",
             GovAction::AddManufacturerCa(_) => "add-manufacturer-ca",
             GovAction::RevokeManufacturerCa(_) => "revoke-manufacturer-ca",
+            GovAction::IssueCredits { .. } => "issue-credits",
         }
     }
 }
@@ -255,6 +262,9 @@ impl Encode for GovAction {
             }
             GovAction::AddManufacturerCa(a) => encode_tagged(e, GOV_ADD_MANUFACTURER_CA, a),
             GovAction::RevokeManufacturerCa(a) => encode_tagged(e, GOV_REVOKE_MANUFACTURER_CA, a),
+            GovAction::IssueCredits { org, amount } => {
+                e.array(3).uint(GOV_ISSUE_CREDITS).text(org).uint(*amount);
+            }
         }
     }
 }
@@ -303,6 +313,17 @@ impl Decode for GovAction {
                 1 + RevokeManufacturerCa::ARITY,
                 GovAction::RevokeManufacturerCa(RevokeManufacturerCa::decode_fields(d)?),
             ),
+            GOV_ISSUE_CREDITS => {
+                let org = decode_name(d)?;
+                let amount = d.uint()?;
+                if amount == 0 {
+                    return Err(DecodeError::Invalid {
+                        what: "credits",
+                        why: "amount must be positive",
+                    });
+                }
+                (3, GovAction::IssueCredits { org, amount })
+            }
             value => {
                 return Err(DecodeError::UnknownVariant {
                     what: "governance action",
@@ -375,6 +396,30 @@ pub enum Payload {
     ReportChainAnomaly(ReportChainAnomaly),
     /// A gateway records a Sparkplug-style rebirth request.
     RequestRebirth(RequestRebirth),
+    /// A device owner publishes a range proof over a device-signed reading commitment (issue 6).
+    PublishRangeProof(PublishRangeProof),
+    /// An owner authorizes a grantee to run actions on its devices (issue 6).
+    Authorize(Authorize),
+    /// An owner ends an authorization.
+    RevokeAuthorization(RevokeAuthorization),
+    /// A grantee organisation records a command before sending it.
+    RecordCommand(RecordCommand),
+    /// A device's signed command receipt, committed by anyone.
+    AccessReceipt(AccessReceipt),
+    /// An owner grants access to its devices' data (issue 6).
+    GrantAccess(GrantAccess),
+    /// An owner revokes a grant (future key releases only).
+    RevokeAccess(RevokeAccess),
+    /// An owner's key service records a key release under a grant.
+    KeyRelease(KeyRelease),
+    /// An owner publishes a data offer priced in credits.
+    PublishOffer(PublishOffer),
+    /// An owner withdraws an offer.
+    WithdrawOffer(WithdrawOffer),
+    /// A consumer buys an offer: credits move and a grant is created atomically.
+    Purchase(Purchase),
+    /// An owner tags or untags devices.
+    TagDevices(TagDevices),
 }
 
 const PAYLOAD_PROPOSE: u64 = 1;
@@ -402,6 +447,18 @@ const PAYLOAD_REGISTER_GATEWAY: u64 = 40;
 const PAYLOAD_COMMIT_BATCH: u64 = 41;
 const PAYLOAD_REPORT_CHAIN_ANOMALY: u64 = 42;
 const PAYLOAD_REQUEST_REBIRTH: u64 = 43;
+const PAYLOAD_PUBLISH_RANGE_PROOF: u64 = 70;
+const PAYLOAD_AUTHORIZE: u64 = 60;
+const PAYLOAD_REVOKE_AUTHORIZATION: u64 = 61;
+const PAYLOAD_RECORD_COMMAND: u64 = 62;
+const PAYLOAD_ACCESS_RECEIPT: u64 = 63;
+const PAYLOAD_GRANT_ACCESS: u64 = 50;
+const PAYLOAD_REVOKE_ACCESS: u64 = 51;
+const PAYLOAD_KEY_RELEASE: u64 = 52;
+const PAYLOAD_PUBLISH_OFFER: u64 = 53;
+const PAYLOAD_WITHDRAW_OFFER: u64 = 54;
+const PAYLOAD_PURCHASE: u64 = 55;
+const PAYLOAD_TAG_DEVICES: u64 = 56;
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
@@ -431,6 +488,18 @@ impl Payload {
             Payload::CommitBatch(_) => "commit-batch",
             Payload::ReportChainAnomaly(_) => "report-chain-anomaly",
             Payload::RequestRebirth(_) => "request-rebirth",
+            Payload::PublishRangeProof(_) => "publish-range-proof",
+            Payload::Authorize(_) => "authorize",
+            Payload::RevokeAuthorization(_) => "revoke-authorization",
+            Payload::RecordCommand(_) => "record-command",
+            Payload::AccessReceipt(_) => "access-receipt",
+            Payload::GrantAccess(_) => "grant-access",
+            Payload::RevokeAccess(_) => "revoke-access",
+            Payload::KeyRelease(_) => "key-release",
+            Payload::PublishOffer(_) => "publish-offer",
+            Payload::WithdrawOffer(_) => "withdraw-offer",
+            Payload::Purchase(_) => "purchase",
+            Payload::TagDevices(_) => "tag-devices",
         }
     }
 }
@@ -470,6 +539,18 @@ impl Encode for Payload {
             Payload::CommitBatch(p) => encode_tagged(e, PAYLOAD_COMMIT_BATCH, p),
             Payload::ReportChainAnomaly(p) => encode_tagged(e, PAYLOAD_REPORT_CHAIN_ANOMALY, p),
             Payload::RequestRebirth(p) => encode_tagged(e, PAYLOAD_REQUEST_REBIRTH, p),
+            Payload::PublishRangeProof(p) => encode_tagged(e, PAYLOAD_PUBLISH_RANGE_PROOF, p),
+            Payload::Authorize(p) => encode_tagged(e, PAYLOAD_AUTHORIZE, p),
+            Payload::RevokeAuthorization(p) => encode_tagged(e, PAYLOAD_REVOKE_AUTHORIZATION, p),
+            Payload::RecordCommand(p) => encode_tagged(e, PAYLOAD_RECORD_COMMAND, p),
+            Payload::AccessReceipt(p) => encode_tagged(e, PAYLOAD_ACCESS_RECEIPT, p),
+            Payload::GrantAccess(p) => encode_tagged(e, PAYLOAD_GRANT_ACCESS, p),
+            Payload::RevokeAccess(p) => encode_tagged(e, PAYLOAD_REVOKE_ACCESS, p),
+            Payload::KeyRelease(p) => encode_tagged(e, PAYLOAD_KEY_RELEASE, p),
+            Payload::PublishOffer(p) => encode_tagged(e, PAYLOAD_PUBLISH_OFFER, p),
+            Payload::WithdrawOffer(p) => encode_tagged(e, PAYLOAD_WITHDRAW_OFFER, p),
+            Payload::Purchase(p) => encode_tagged(e, PAYLOAD_PURCHASE, p),
+            Payload::TagDevices(p) => encode_tagged(e, PAYLOAD_TAG_DEVICES, p),
         }
     }
 }
@@ -525,6 +606,18 @@ impl Decode for Payload {
             PAYLOAD_COMMIT_BATCH => fields(d, Payload::CommitBatch)?,
             PAYLOAD_REPORT_CHAIN_ANOMALY => fields(d, Payload::ReportChainAnomaly)?,
             PAYLOAD_REQUEST_REBIRTH => fields(d, Payload::RequestRebirth)?,
+            PAYLOAD_PUBLISH_RANGE_PROOF => fields(d, Payload::PublishRangeProof)?,
+            PAYLOAD_AUTHORIZE => fields(d, Payload::Authorize)?,
+            PAYLOAD_REVOKE_AUTHORIZATION => fields(d, Payload::RevokeAuthorization)?,
+            PAYLOAD_RECORD_COMMAND => fields(d, Payload::RecordCommand)?,
+            PAYLOAD_ACCESS_RECEIPT => fields(d, Payload::AccessReceipt)?,
+            PAYLOAD_GRANT_ACCESS => fields(d, Payload::GrantAccess)?,
+            PAYLOAD_REVOKE_ACCESS => fields(d, Payload::RevokeAccess)?,
+            PAYLOAD_KEY_RELEASE => fields(d, Payload::KeyRelease)?,
+            PAYLOAD_PUBLISH_OFFER => fields(d, Payload::PublishOffer)?,
+            PAYLOAD_WITHDRAW_OFFER => fields(d, Payload::WithdrawOffer)?,
+            PAYLOAD_PURCHASE => fields(d, Payload::Purchase)?,
+            PAYLOAD_TAG_DEVICES => fields(d, Payload::TagDevices)?,
             value => return Err(DecodeError::UnknownVariant { what: "payload", value }),
         };
         if n != arity {

@@ -12,6 +12,7 @@ use chipledger_cli::data_net::{GatewayProcess, OPERATOR, org_key_path, prepare_d
 use chipledger_cli::simulate::{SimulateOptions, SimulateReport, sim_owner_secret, simulate};
 use chipledger_device::key::DeviceKeyAlg;
 use chipledger_node::api_data::{DeviceDataBody, GatewayBody};
+use chipledger_types::device_tx::DeviceId;
 
 use crate::client::Client;
 use crate::net::LocalNet;
@@ -85,8 +86,8 @@ pub fn resume(net: &LocalNet, exe: &Path, base_port: u16) -> Result<Option<Gatew
     Ok(Some(gateway))
 }
 
-/// The whole phase; returns the running gateway.
-pub fn run(net: &LocalNet, exe: &Path, base_port: u16) -> Result<GatewayProcess> {
+/// The whole phase; returns the running gateway and the sensors.
+pub fn run(net: &LocalNet, exe: &Path, base_port: u16) -> Result<(GatewayProcess, Vec<DeviceId>)> {
     let client = Client::new(&net.apis[0])?;
     let dn = prepare_data_network(net, &client)?;
     println!("  operator organisation '{OPERATOR}' and a data device CA: approved by city, maker, vendor");
@@ -95,7 +96,7 @@ pub fn run(net: &LocalNet, exe: &Path, base_port: u16) -> Result<GatewayProcess>
     let dir = data_dir(net);
     std::fs::create_dir_all(&dir)?;
     let owner = sim_owner_secret(SENSOR_SEED);
-    let owner_path = dir.join("owner-data-key.hex");
+    let owner_path = owner_key_path(net);
     std::fs::write(&owner_path, hex::encode(owner.to_bytes()))
         .with_context(|| format!("writing {}", owner_path.display()))?;
     let gateway = start_gateway(net, exe, base_port, "registered")?;
@@ -125,7 +126,22 @@ pub fn run(net: &LocalNet, exe: &Path, base_port: u16) -> Result<GatewayProcess>
         http = base_port + GATEWAY_HTTP_PORT_OFFSET,
         owner = owner_path.display(),
     );
-    Ok(gateway)
+    Ok((gateway, ids))
+}
+
+/// The owner's data key file (hex P-256 secret) the sensors seal to.
+pub fn owner_key_path(net: &LocalNet) -> PathBuf {
+    data_dir(net).join("owner-data-key.hex")
+}
+
+/// The gateway's record API.
+pub fn records_url(base_port: u16) -> String {
+    format!("http://127.0.0.1:{}", base_port + GATEWAY_HTTP_PORT_OFFSET)
+}
+
+/// Where the demo's data files live (key service log too).
+pub fn dir(net: &LocalNet) -> PathBuf {
+    data_dir(net)
 }
 
 /// Runs the simulator in-process with a progress line.
