@@ -24,19 +24,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chipledger_node::api_access::CreditsBody;
 use chipledger_node::api_audit::AuditEntryBody;
-use chipledger_types::access_tx::{AccessScope, PublishOffer, Purchase, RevokeAccess, TagDevices};
+use chipledger_types::access_tx::{AccessScope, Grantee, PublishOffer, Purchase, RevokeAccess, TagDevices};
 use chipledger_types::audit::AuditSubject;
+use chipledger_types::command_tx::Authorize;
 use chipledger_types::device_tx::DeviceId;
 use chipledger_types::tx::{GovAction, Payload, TxHash};
 
 use crate::audit_cmd::{EntryCheck, fetch_all, verify_entry};
 use crate::client::Client;
+use crate::command_cmd::{CommandArgs, CommandOutput, send_command};
 use crate::data_cmd::{Decryptor, NetworkTrust, Opened, open_record, wait_record_proof};
 use crate::data_net::{OWNER, govern, org_key, org_key_path};
 use crate::device_cmd::submit_final;
 use crate::keyservice::protocol::{Refused, Signer, fresh_p256_secret, request_keys};
 use crate::net::LocalNet;
 use crate::simulate::SIM_STREAM;
+use crate::zk_cmd::{BoundsArgs, PublishArgs, publish_payload};
 
 /// The district tag the city puts on the sensors it sells.
 pub const DISTRICT_TAG: &str = "district-north";
@@ -48,6 +51,11 @@ pub const OFFER_PRICE: u64 = 400;
 const MONTH_MS: u64 = 30 * 24 * 3_600_000;
 /// How long the offer stays open.
 const OFFER_OPEN_MS: u64 = 7 * 24 * 3_600_000;
+/// The reading the range proof is about, and its public band (milli-°C, 15–30 °C).
+const READING_QUANTITY: &str = "temp_mc";
+const READING_MIN: u64 = 15_000;
+const READING_MAX: u64 = 30_000;
+const READING_BITS: u8 = 16;
 /// How long a child service may take to start.
 const START_WAIT: Duration = Duration::from_secs(60);
 /// How long the audit check waits for a cosigned checkpoint to cover the newest entries.
@@ -67,6 +75,13 @@ pub struct AccessDemo<'a> {
     pub keyservice_listen: SocketAddr,
     /// A Consumer organisation (the research institute).
     pub buyer: &'a str,
+    /// The organisation whose technician runs a diagnostic (has a key file in the network).
+    pub technician: &'a str,
+    /// The MQTT broker the sensors listen on for commands.
+    pub broker: SocketAddr,
+    /// The simulation seed of the sensors (sensor 0 answers commands and signs its reading
+    /// commitment with its registered key).
+    pub sensor_seed: u64,
     /// Where the key service's log goes (`None`: inherit stderr).
     pub keyservice_log: Option<PathBuf>,
 }
@@ -82,6 +97,12 @@ pub struct AccessOutcome {
     pub released_epochs: Vec<u32>,
     pub plaintext: String,
     pub refusal_after_revoke: String,
+    pub authorization: TxHash,
+    /// `accepted`, or the device's rejection code.
+    pub command_outcome: String,
+    pub receipt_tx: String,
+    pub range_proof_tx: String,
+    pub range_proof_bytes: usize,
     pub audit: Vec<AuditEntryBody>,
     pub audit_cosigned: usize,
 }
@@ -314,6 +335,9 @@ pub fn run(d: &AccessDemo<'_>, out: &mut dyn FnMut(&str)) -> Result<(AccessOutco
         "  city revokes the grant; the next request is refused: {refusal} (keys already released stay released)"
     ));
 
+    let (authorization, command) = diagnostic(d, &client, sensor, out)?;
+    let (range_proof_tx, range_proof_bytes) = range_proof(d, &client, &proven, &plaintext, out)?;
+
     let (audit, audit_cosigned) = verified_trail(&client, &trust, &AuditSubject::Device(sensor))?;
     out(&format!(
         "  audit trail of sensor {}…: {} entries, every inclusion proof checked under a quorum-cosigned checkpoint",
@@ -336,11 +360,160 @@ pub fn run(d: &AccessDemo<'_>, out: &mut dyn FnMut(&str)) -> Result<(AccessOutco
             released_epochs: released.keys.iter().map(|k| k.epoch).collect(),
             plaintext,
             refusal_after_revoke: refusal,
+            authorization,
+            command_outcome: command.outcome,
+            receipt_tx: command.receipt_tx.unwrap_or_default(),
+            range_proof_tx,
+            range_proof_bytes,
             audit,
             audit_cosigned,
         },
         ks,
     ))
+}
+
+/// Step 6: the city authorizes the technician's organisation to run diagnostics on `sensor`
+/// for an hour; the sensor (a `chipledger device serve-commands` child on the broker) checks
+/// the authorization proof and answers; its signed receipt is committed.
+fn diagnostic(
+    d: &AccessDemo<'_>,
+    client: &Client,
+    sensor: DeviceId,
+    out: &mut dyn FnMut(&str),
+) -> Result<(TxHash, CommandOutput)> {
+    let (authorization, height) = submit(
+        d,
+        client,
+        OWNER,
+        Payload::Authorize(Authorize {
+            grantee: Grantee::Org(d.technician.into()),
+            devices: vec![sensor],
+            actions: vec!["diagnostic".into()],
+            expires_ms: now_ms() + 3_600_000,
+            purpose: "sensor drift check after a calibration alarm".into(),
+        }),
+    )?;
+    out(&format!(
+        "  city authorizes '{}' to run diagnostics on sensor {}… for an hour: authorization {authorization} (height {height})",
+        d.technician,
+        &sensor.to_string()[..12]
+    ));
+    let _device = Responder::start(d, 0)?;
+    let args = CommandArgs {
+        signer: crate::device_cmd::Signer {
+            api: d.net.apis[0].clone(),
+            org: d.technician.into(),
+            key: org_key_path(d.net, d.technician),
+            json: false,
+        },
+        authorization: authorization.to_string(),
+        device: sensor.to_string(),
+        action: "diagnostic".into(),
+        args: "self-test".into(),
+        broker: d.broker.to_string(),
+        token: None,
+        timeout_s: START_WAIT.as_secs(),
+        force_send: false,
+        request_key: None,
+    };
+    let command = send_command(&args)?;
+    if command.outcome != "accepted" {
+        bail!("the sensor rejected the authorized diagnostic: {}", command.outcome);
+    }
+    let receipt = command
+        .receipt_tx
+        .clone()
+        .with_context(|| format!("the receipt was not committed: {:?}", command.receipt_error))?;
+    out(&format!(
+        "  the technician's diagnostic (token {}) is accepted by the sensor, which signs a receipt: AccessReceipt {receipt}",
+        command.client_token
+    ));
+    out(&format!("    sensor answered: {}", command.result));
+    Ok((authorization, command))
+}
+
+/// Step 7: the sensor commits to the reading of record 1 and the city proves, without
+/// revealing it, that it lies within the plausible band; the ledger verifies the proof.
+fn range_proof(
+    d: &AccessDemo<'_>,
+    client: &Client,
+    proven: &chipledger_types::record_proof::ProvenRecord,
+    plaintext: &str,
+    out: &mut dyn FnMut(&str),
+) -> Result<(String, usize)> {
+    let reading: serde_json::Value = serde_json::from_str(plaintext).context("the reading is not JSON")?;
+    let value = reading[READING_QUANTITY]
+        .as_u64()
+        .with_context(|| format!("the reading has no {READING_QUANTITY}"))?;
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let args = PublishArgs {
+        api: d.net.apis[0].clone(),
+        org: OWNER.into(),
+        key: org_key_path(d.net, OWNER),
+        sim_seed: d.sensor_seed,
+        sim_index: 0,
+        sim_alg: "p256".into(),
+        stream: SIM_STREAM.into(),
+        seq: proven.seq,
+        record_hash: hex::encode(proven.hash.0),
+        quantity: READING_QUANTITY.into(),
+        value,
+        blinding_secret: hex::encode(secret),
+        bounds: BoundsArgs {
+            min: READING_MIN,
+            max: READING_MAX,
+            bits: READING_BITS,
+        },
+        wait: true,
+        json: false,
+    };
+    let (_, payload) = publish_payload(&args)?;
+    let proof_bytes = match &payload {
+        Payload::PublishRangeProof(p) => p.proof.len(),
+        _ => 0,
+    };
+    let (tx, height) = submit(d, client, OWNER, payload)?;
+    out(&format!(
+        "  range proof: sensor reading 1 has {READING_QUANTITY} within [{READING_MIN}, {READING_MAX}], value hidden; \
+         {proof_bytes}-byte Bulletproof verified by every validator, tx {tx} (height {height})"
+    ));
+    Ok((tx.to_string(), proof_bytes))
+}
+
+/// A `chipledger device serve-commands` child for sensor `index`; killed when dropped.
+struct Responder(Child);
+
+impl Responder {
+    fn start(d: &AccessDemo<'_>, index: u64) -> Result<Responder> {
+        use std::io::BufRead as _;
+        let mut child = Command::new(d.exe)
+            .args(["device", "serve-commands", "--broker", &d.broker.to_string()])
+            .args(["--seed", &d.sensor_seed.to_string(), "--index", &index.to_string()])
+            .args(["--owner", OWNER, "--api", &d.net.apis[0], "--genesis"])
+            .arg(d.net.dir.join("genesis.json"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chipledger device serve-commands")?;
+        let mut lines = std::io::BufReader::new(child.stdout.take().context("the device's stdout")?);
+        let mut first = String::new();
+        lines.read_line(&mut first)?;
+        if !first.contains("serving") {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the simulated sensor did not start serving commands: {first:?}");
+        }
+        std::thread::spawn(move || for _ in lines.lines().map_while(Result::ok) {});
+        Ok(Responder(child))
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `subject`'s whole trail, once every entry's proof verifies under a quorum-cosigned

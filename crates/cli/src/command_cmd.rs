@@ -307,6 +307,21 @@ pub struct CommandOutput {
 /// `access command`: see the module documentation. Exits with an error when the device
 /// rejected the command (after printing what happened).
 pub fn command(a: CommandArgs) -> Result<()> {
+    let out = send_command(&a)?;
+    print_command(&out, a.signer.json)?;
+    if out.outcome != "accepted" {
+        bail!("the device rejected the command: {}", out.outcome);
+    }
+    match out.receipt_error {
+        Some(e) => bail!("the receipt was not committed: {e}"),
+        None => Ok(()),
+    }
+}
+
+/// Records the command on the ledger, sends it with its authorization proof, waits for the
+/// device's signed reply and commits it as an `AccessReceipt`: what `access command` does,
+/// without printing (the demo and tests call it).
+pub fn send_command(a: &CommandArgs) -> Result<CommandOutput> {
     let client = Client::new(&a.signer.api)?;
     let key = KeyFile::read(a.request_key.as_ref().unwrap_or(&a.signer.key))?;
     let device = parse_device(&a.device)?;
@@ -354,11 +369,7 @@ pub fn command(a: CommandArgs) -> Result<()> {
         receipt_tx: commit.as_ref().ok().map(|s| s.hash.clone()),
         receipt_error: commit.as_ref().err().map(|e| format!("{e:#}")),
     };
-    print_command(&out, a.signer.json)?;
-    if !claimed.outcome.is_accepted() {
-        bail!("the device rejected the command: {}", out.outcome);
-    }
-    commit.map(|_| ())
+    Ok(out)
 }
 
 fn refusal_code(e: &anyhow::Error) -> String {

@@ -2,7 +2,8 @@
 //! `chipledger gateway` holding simulated sensors' sealed records and the city's `chipledger
 //! keyservice`: credits by governance → tagged district → offer → purchase (credits moved
 //! exactly) → key release final before the key is sent → the buyer decrypts what the owner
-//! reads → revoke → refused; and the sensor's audit trail lists every step, each entry's
+//! reads → revoke → refused → an authorized diagnostic accepted by the sensor with its receipt
+//! committed → a range proof over a hidden reading verified by the ledger; and the sensor's audit trail lists every step, each entry's
 //! transaction included under a quorum-cosigned checkpoint (checked offline), while the
 //! buyer's and the owner's trails hold the purchase and the release.
 
@@ -30,6 +31,8 @@ const SENSORS: u64 = 4;
 /// `fleet simulate --rate 3 --seconds 1`: 3 data records per sensor, one epoch.
 const RECORDS: u64 = 3;
 const BUYER: &str = "institute";
+/// A genesis organisation with a key file: its technician runs the diagnostic.
+const TECHNICIAN: &str = "vendor";
 
 #[test]
 fn a_month_of_district_data_is_bought_released_decrypted_and_revoked() -> Result<()> {
@@ -84,6 +87,9 @@ fn a_month_of_district_data_is_bought_released_decrypted_and_revoked() -> Result
         owner_data_key,
         keyservice_listen: free_local_addr()?,
         buyer: BUYER,
+        technician: TECHNICIAN,
+        broker,
+        sensor_seed: SEED,
         keyservice_log: None,
     };
     let mut lines = Vec::new();
@@ -101,11 +107,22 @@ fn a_month_of_district_data_is_bought_released_decrypted_and_revoked() -> Result
     );
     assert_eq!(outcome.released_epochs.len(), 1);
     assert_eq!(outcome.refusal_after_revoke, "grant_revoked");
+    // The authorized diagnostic was accepted by the device and its receipt committed.
+    assert_eq!(outcome.command_outcome, "accepted");
+    assert!(!outcome.receipt_tx.is_empty());
+    assert!(outcome.range_proof_bytes > 0);
 
     // The sensor's trail: tagged, released, in block order, every proof cosigned.
     let kinds: Vec<&str> = outcome.audit.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(outcome.audit_cosigned, outcome.audit.len());
-    for want in ["tags", "key-release"] {
+    for want in [
+        "tags",
+        "key-release",
+        "authorization",
+        "command",
+        "receipt",
+        "range-proof",
+    ] {
         assert!(kinds.contains(&want), "sensor trail {kinds:?} lacks {want}");
     }
     let release = outcome

@@ -1,7 +1,9 @@
 //! The demo's access phase (`chipledger_cli::access_demo`): the research organisation `buyer`
 //! buys a month of one district's air-quality data with ledger credits, the city's key service
 //! releases an epoch key only after the `KeyRelease` is final, the buyer decrypts, the city
-//! revokes and the next request is refused; the sensor's audit trail is verified offline.
+//! revokes and the next request is refused; a vendor technician runs an authorized diagnostic
+//! and the sensor's receipt is committed; a range proof over a hidden reading is verified; the
+//! sensor's audit trail is verified offline.
 
 use std::path::Path;
 
@@ -14,6 +16,8 @@ use crate::net::LocalNet;
 
 /// The Consumer organisation `seed_transactions` adds.
 const BUYER: &str = "buyer";
+/// The firmware vendor's technician runs the diagnostic.
+const TECHNICIAN: &str = "vendor";
 /// Port offset of the key service from the demo's base port.
 const KEYSERVICE_PORT_OFFSET: u16 = 202;
 
@@ -26,6 +30,9 @@ fn scenario<'a>(net: &'a LocalNet, exe: &'a Path, base_port: u16, sensors: &'a [
         owner_data_key: data::owner_key_path(net),
         keyservice_listen: ([127, 0, 0, 1], base_port + KEYSERVICE_PORT_OFFSET).into(),
         buyer: BUYER,
+        technician: TECHNICIAN,
+        broker: data::broker(base_port),
+        sensor_seed: data::SENSOR_SEED,
         keyservice_log: Some(data::dir(net).join("keyservice.log")),
     }
 }

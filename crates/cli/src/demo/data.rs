@@ -26,7 +26,7 @@ const RECORDS_PER_SENSOR: u64 = 25;
 /// Records per second per sensor.
 const RATE_PER_S: f64 = 10.0;
 /// Seed of the sensors' keys (and of the owner key their data is sealed to).
-const SENSOR_SEED: u64 = 2026;
+pub const SENSOR_SEED: u64 = 2026;
 /// MQTT group of the sensors.
 const GROUP: &str = "air-quality";
 /// How long the demo waits for the last batch to be final.
@@ -132,6 +132,11 @@ pub fn run(net: &LocalNet, exe: &Path, base_port: u16) -> Result<(GatewayProcess
 /// The owner's data key file (hex P-256 secret) the sensors seal to.
 pub fn owner_key_path(net: &LocalNet) -> PathBuf {
     data_dir(net).join("owner-data-key.hex")
+}
+
+/// The gateway's embedded MQTT broker (the sensors' command channel too).
+pub fn broker(base_port: u16) -> std::net::SocketAddr {
+    ([127, 0, 0, 1], base_port + MQTT_PORT_OFFSET).into()
 }
 
 /// The gateway's record API.
