@@ -54,7 +54,8 @@ pub enum AccessCommand {
         /// Hex grant id.
         #[arg(long)]
         grant: String,
-        #[arg(long, default_value = "")]
+        /// Why (recorded on the ledger and shown to the grantee when refused).
+        #[arg(long, default_value = "revoked by the owner")]
         reason: String,
     },
     /// Add devices to and remove devices from one of your tags.
@@ -641,8 +642,10 @@ fn print_scope(s: &chipledger_node::api_access::ScopeBody) {
         s.streams.join(", ")
     };
     println!("  streams:    {streams}");
-    println!("  records:    [{}, {}) ms", s.from_ms, s.until_ms);
+    println!("  records:    from {} until {} UTC", utc(s.from_ms), utc(s.until_ms));
 }
+
+use crate::audit_cmd::utc;
 
 fn print_grant(g: &GrantBody) {
     println!("grant {} (height {})", g.id, g.height);
@@ -654,7 +657,7 @@ fn print_grant(g: &GrantBody) {
     }
     print_scope(&g.scope);
     println!("  purpose:    {}", g.purpose);
-    println!("  expires:    {} ms", g.expires_ms);
+    println!("  expires:    {} UTC", utc(g.expires_ms));
     if let Some(p) = g.price {
         println!("  price:      {p} credits");
     }
@@ -672,9 +675,13 @@ fn print_offer(o: &OfferBody) {
     println!("offer {} (height {})", o.id, o.height);
     println!("  owner:      {}", o.owner);
     print_scope(&o.scope);
-    println!("  price:      {} credits for {} ms of access", o.price, o.duration_ms);
+    println!(
+        "  price:      {} credits for {:.1} days of access",
+        o.price,
+        o.duration_ms as f64 / 86_400_000.0
+    );
     println!("  terms:      {}", o.terms);
-    println!("  expires:    {} ms", o.expires_ms);
+    println!("  expires:    {} UTC", utc(o.expires_ms));
     println!("  status:     {}", if o.open { "open" } else { "closed" });
     println!("  purchases:  {}", o.purchases);
 }

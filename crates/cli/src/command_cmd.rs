@@ -478,6 +478,9 @@ pub fn anomalies(a: DeviceViewArgs) -> Result<()> {
     for r in &body.flagged_receipts {
         println!("  flagged receipt {} at height {}: {}", r.tx, r.height, r.summary);
     }
+    if let Some(next) = body.next_from {
+        println!("  (audit trail scanned up to entry {next}; more flagged receipts may follow)");
+    }
     Ok(())
 }
 

@@ -373,7 +373,7 @@ impl KeyService {
         if let Some((height, _, reason)) = &grant.revoked {
             return Err(Refusal::forbidden(
                 "grant_revoked",
-                format!("grant {} was revoked at height {height}: {reason}", grant.id),
+                format!("grant {} was revoked at height {height} ({reason})", grant.id),
             ));
         }
         if now_ms >= grant.expires_ms {

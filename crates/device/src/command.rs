@@ -16,12 +16,17 @@
 //! 4. the request's COSE_Sign1 verifies under the grantee's key — a person's key named in the
 //!    record, or one of the grantee organisation's keys active at the checkpoint's height, read
 //!    from the organisation record proven under the same root (`bad_signature`);
-//! 5. the client token was not seen before (`replayed_token`; the device remembers the last
-//!    [`MAX_SEEN_CLIENT_TOKENS`]).
+//! 5. the client token was not seen before, and the request was issued after every request
+//!    whose token the device has since forgotten (`replayed_token`; the device remembers the
+//!    last [`MAX_SEEN_CLIENT_TOKENS`] tokens and, when it forgets one, raises a floor to that
+//!    request's `issued_ms`).
 //!
-//! The request's `issued_ms` is informational (a device's clock may be unset or drift): replay
-//! protection is the token window (persist it with [`CommandTrust::seen_tokens`] /
-//! [`CommandTrust::restore_tokens`] across reboots) together with the stale-checkpoint rule.
+//! So a captured request can never run twice: while its token is remembered it is refused by
+//! token, and once forgotten by the floor. The floor compares the grantee's own `issued_ms`
+//! values with each other, never with the device's clock (which may be unset or drift); a
+//! grantee whose clock steps backwards by more than the window can have fresh requests refused
+//! until its clock passes the floor. Persist the window with [`CommandTrust::seen_tokens`],
+//! [`CommandTrust::issued_floor_ms`] and [`CommandTrust::restore_tokens`] across reboots.
 //!
 //! Verification never mutates [`CommandTrust`]; after running the command the device calls
 //! [`CommandTrust::record`] (or uses [`answer_command`], which does all of it) and signs a
@@ -128,8 +133,12 @@ pub struct CommandTrust {
     pub owner: String,
     /// Height of the newest checkpoint the device has accepted.
     pub checkpoint_height: u64,
-    /// Client tokens already used, oldest first (at most [`MAX_SEEN_CLIENT_TOKENS`]).
-    seen_tokens: Vec<String>,
+    /// Client tokens already used, oldest first (at most [`MAX_SEEN_CLIENT_TOKENS`]), with the
+    /// `issued_ms` of their requests.
+    seen_tokens: Vec<(String, u64)>,
+    /// The newest `issued_ms` of a request whose token was forgotten: requests issued at or
+    /// before it are refused.
+    issued_floor_ms: u64,
 }
 
 impl CommandTrust {
@@ -142,32 +151,44 @@ impl CommandTrust {
             owner: owner.into(),
             checkpoint_height: 0,
             seen_tokens: Vec::new(),
+            issued_floor_ms: 0,
         }
     }
 
-    /// The client tokens remembered, oldest first (to persist across reboots).
-    pub fn seen_tokens(&self) -> &[String] {
+    /// The client tokens remembered with their requests' `issued_ms`, oldest first (to persist
+    /// across reboots, with [`CommandTrust::issued_floor_ms`]).
+    pub fn seen_tokens(&self) -> &[(String, u64)] {
         &self.seen_tokens
     }
 
-    /// Restore persisted tokens (the newest [`MAX_SEEN_CLIENT_TOKENS`] are kept).
-    pub fn restore_tokens(&mut self, mut tokens: Vec<String>) {
+    /// Requests issued at or before this instant are refused (their tokens may be forgotten).
+    pub fn issued_floor_ms(&self) -> u64 {
+        self.issued_floor_ms
+    }
+
+    /// Restore a persisted window: the newest [`MAX_SEEN_CLIENT_TOKENS`] tokens are kept, and
+    /// the floor rises over the ones dropped.
+    pub fn restore_tokens(&mut self, mut tokens: Vec<(String, u64)>, issued_floor_ms: u64) {
         let excess = tokens.len().saturating_sub(MAX_SEEN_CLIENT_TOKENS);
-        tokens.drain(..excess);
+        let dropped = tokens.drain(..excess).map(|(_, ms)| ms).max().unwrap_or(0);
         self.seen_tokens = tokens;
+        self.issued_floor_ms = issued_floor_ms.max(dropped);
     }
 
-    /// Has `token` been used?
-    pub fn seen(&self, token: &str) -> bool {
-        self.seen_tokens.iter().any(|t| t == token)
+    /// Would a request with `token`, issued at `issued_ms`, be a replay?
+    pub fn seen(&self, token: &str, issued_ms: u64) -> bool {
+        issued_ms <= self.issued_floor_ms || self.seen_tokens.iter().any(|(t, _)| t == token)
     }
 
-    /// Remember a command the device ran: its client token and the checkpoint height.
+    /// Remember a command the device ran: its client token, when it was issued, and the
+    /// checkpoint height. Forgetting the oldest token raises the floor to its `issued_ms`.
     pub fn record(&mut self, command: &VerifiedCommand) {
         if self.seen_tokens.len() >= MAX_SEEN_CLIENT_TOKENS {
-            self.seen_tokens.remove(0);
+            let (_, forgotten) = self.seen_tokens.remove(0);
+            self.issued_floor_ms = self.issued_floor_ms.max(forgotten);
         }
-        self.seen_tokens.push(command.request.client_token.clone());
+        self.seen_tokens
+            .push((command.request.client_token.clone(), command.request.issued_ms));
         self.checkpoint_height = self.checkpoint_height.max(command.checkpoint_height);
     }
 
@@ -313,7 +334,7 @@ pub fn verify_command(
     let authorization = proven_authorization(proof, &cp, &request.authorization)?;
     check_authorization(&authorization, &request, trust, now_ms)?;
     check_grantee_signature(request_cose, proof, &cp, &authorization.grantee)?;
-    if trust.seen(&request.client_token) {
+    if trust.seen(&request.client_token, request.issued_ms) {
         return Err(CommandError::ReplayedToken(request.client_token));
     }
     Ok(VerifiedCommand {

@@ -213,7 +213,7 @@ fn answers_sign_receipts_and_tokens_are_not_replayed() {
     );
     assert_eq!((r.request_hash, r.authorization), (request_hash(&s.signed()), AUTHZ));
     assert_eq!(r.result, b"battery=97%");
-    assert!(s.trust.seen("tok-1"));
+    assert!(s.trust.seen("tok-1", s.request.issued_ms));
     assert_eq!(s.trust.checkpoint_height, CHECKPOINT_HEIGHT);
     // The same message again: refused, signed, on the rejected topic, token echoed.
     let again = answer_command(&message, &mut s.trust, NOW_MS, &device_key, |_| panic!("must not run")).unwrap();
@@ -237,25 +237,48 @@ fn answers_sign_receipts_and_tokens_are_not_replayed() {
 }
 
 #[test]
-fn the_token_window_is_bounded() {
+fn the_token_window_is_bounded_and_forgotten_requests_stay_refused() {
     let mut s = Scene::new();
     let key = p256_key(42);
     let proof = s.proof();
+    let issued = |i: usize| NOW_MS - 10_000 + i as u64;
+    let mut first = None;
     for i in 0..=chipledger_device::command::MAX_SEEN_CLIENT_TOKENS {
         s.request.client_token = format!("t{i}");
+        s.request.issued_ms = issued(i);
         let message = CommandMessage {
             request: s.signed(),
             proof: proof.clone(),
         }
         .to_cbor();
+        first.get_or_insert_with(|| message.clone());
         let reply = answer_command(&message, &mut s.trust, NOW_MS, &key, |_| Vec::new()).unwrap();
         assert!(reply.receipt.outcome.is_accepted());
     }
-    assert!(!s.trust.seen("t0"), "the oldest token is forgotten");
-    assert!(s.trust.seen("t1"));
+    // t0's token is forgotten, but its request is older than the floor: a replay is refused.
+    assert!(
+        s.trust.seen_tokens().iter().all(|(t, _)| t != "t0"),
+        "the oldest token is forgotten"
+    );
+    assert_eq!(s.trust.issued_floor_ms(), issued(0));
+    assert!(s.trust.seen("t0", issued(0)), "a forgotten request stays refused");
+    assert!(s.trust.seen("t1", issued(1)));
+    assert!(!s.trust.seen("fresh", issued(1000)));
+    let replay = answer_command(first.as_ref().unwrap(), &mut s.trust, NOW_MS, &key, |_| Vec::new()).unwrap();
+    assert_eq!(replay.receipt.outcome, Outcome::Rejected("replayed_token".into()));
+
     let saved = s.trust.seen_tokens().to_vec();
     assert_eq!(saved.len(), chipledger_device::command::MAX_SEEN_CLIENT_TOKENS);
     let mut rebooted = Scene::new().trust;
-    rebooted.restore_tokens([vec!["old".to_string()], saved].concat());
-    assert!(rebooted.seen("t1") && !rebooted.seen("old"));
+    rebooted.restore_tokens(
+        [vec![("old".to_string(), issued(0) + 5)], saved].concat(),
+        s.trust.issued_floor_ms(),
+    );
+    assert!(rebooted.seen("t1", issued(1)), "restored tokens are remembered");
+    assert_eq!(
+        rebooted.issued_floor_ms(),
+        issued(0) + 5,
+        "a dropped token raises the floor"
+    );
+    assert!(rebooted.seen("old", issued(0) + 5) && !rebooted.seen("new", issued(2000)));
 }

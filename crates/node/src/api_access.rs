@@ -368,8 +368,9 @@ async fn grants(State(c): State<Ctx>, Query(q): Query<GrantListQuery>) -> ApiRes
     let from = end.saturating_sub(MAX_GRANT_SCAN);
     let entries = audit_entries(&s, &subject, from, end - from).map_err(ApiError::internal)?;
     let mut out: Vec<GrantBody> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for (_, e) in entries.iter().rev() {
-        if !matches!(e.kind.as_str(), "grant" | "purchase") || out.iter().any(|g| g.id == e.tx.to_string()) {
+        if !matches!(e.kind.as_str(), "grant" | "purchase") || !seen.insert(e.tx) {
             continue;
         }
         let Some(g) = get_grant(&s, &e.tx).map_err(ApiError::internal)? else {

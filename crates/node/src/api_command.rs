@@ -54,6 +54,9 @@ pub const ACCESS_KINDS: [&str; 5] = [
 pub const DEFAULT_UNANSWERED_BLOCKS: u64 = 10;
 /// Most trail entries one accesses page scans.
 pub const MAX_ACCESS_PAGE: u64 = 500;
+/// Most trail entries one anomalies answer scans for flagged receipts (under the executor
+/// lock; a trail grows with every receipt a device signs, rejections included).
+pub const MAX_ANOMALY_SCAN: u64 = 10 * MAX_ACCESS_PAGE;
 
 // ---- bodies ------------------------------------------------------------------------------------
 
@@ -247,12 +250,17 @@ pub struct AnomaliesBody {
     pub unanswered_dropped: u64,
     /// Receipts the ledger stored with an anomaly flag (from the audit trail, oldest first).
     pub flagged_receipts: Vec<AccessEntryBody>,
+    /// Trail position to pass as `from` to scan on (absent: the trail was scanned to its end).
+    #[serde(default)]
+    pub next_from: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AnomaliesQuery {
     /// Blocks after which a command without receipt is listed (default 10).
     pub after_blocks: Option<u64>,
+    /// First trail position scanned for flagged receipts (default 0; at most 5000 are scanned).
+    pub from: Option<u64>,
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -423,9 +431,10 @@ async fn anomalies(
     let subject = AuditSubject::Device(device);
     let total = audit_count(&s, &subject).map_err(internal)?;
     let mut flagged_receipts = Vec::new();
-    let mut from = 0;
-    while from < total {
-        let (_, page) = device_trail(&s, &device, from, MAX_ACCESS_PAGE)?;
+    let mut from = q.from.unwrap_or(0);
+    let end = total.min(from.saturating_add(MAX_ANOMALY_SCAN));
+    while from < end {
+        let (_, page) = device_trail(&s, &device, from, MAX_ACCESS_PAGE.min(end - from))?;
         flagged_receipts.extend(page.into_iter().filter(|e| e.kind == "receipt-anomaly"));
         from += MAX_ACCESS_PAGE;
     }
@@ -436,6 +445,7 @@ async fn anomalies(
         unanswered,
         unanswered_dropped: dc.pending_dropped,
         flagged_receipts,
+        next_from: (end < total).then_some(end),
     }))
 }
 

@@ -244,10 +244,10 @@ fn grant(
         tx: hash,
         actor: org,
         summary: format!(
-            "{org} granted {} {} until {} ms for '{}'",
+            "{org} granted {} {} until {} for '{}'",
             p.grantee,
             p.scope.summary(),
-            p.expires_ms,
+            chipledger_types::audit::utc(p.expires_ms),
             p.purpose
         ),
     };
@@ -475,11 +475,11 @@ fn publish(
         tx: hash,
         actor: org,
         summary: format!(
-            "{org} offered {} for {} credits, grants last {} ms, buyable until {} ms",
+            "{org} offered {} for {} credits, grants last {} h, buyable until {}",
             p.scope.summary(),
             p.price,
-            p.duration_ms,
-            p.expires_ms
+            p.duration_ms / 3_600_000,
+            chipledger_types::audit::utc(p.expires_ms)
         ),
     };
     append(st, ctx, &subjects(&p.scope, &[org], None), &note)?;
@@ -627,8 +627,12 @@ fn purchase(
         tx: hash,
         actor: buyer,
         summary: format!(
-            "{buyer} bought offer {} of {} for {} credits: grant {} until {} ms",
-            p.offer, o.owner, o.price, hash, record.expires_ms
+            "{buyer} bought offer {} of {} for {} credits: grant {} until {}",
+            p.offer,
+            o.owner,
+            o.price,
+            hash,
+            chipledger_types::audit::utc(record.expires_ms)
         ),
     };
     append(st, ctx, &subjects(&o.scope, &[buyer, &o.owner], None), &note)?;

@@ -12,9 +12,9 @@ use crate::data::{self, DataEvent};
 use crate::device;
 use crate::error::TxError;
 use crate::firmware::{self, FirmwareEvent};
-use crate::zk::{self, ZkEvent};
 use crate::model::*;
 use crate::store::{Overlay, StateRead, WriteSet};
+use crate::zk::{self, ZkEvent};
 
 /// How far ahead of the current height a transaction's expiry may be (bounds mempool life).
 pub const MAX_EXPIRY_AHEAD_BLOCKS: u64 = 1_000_000;

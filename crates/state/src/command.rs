@@ -24,7 +24,10 @@
 //! **AccessReceipt.** Anyone may commit a device's receipt. Its COSE_Sign1 must verify under
 //! the registered device's DeviceID key (its CA not revoked) or the Alias key of its latest
 //! accepted evidence; otherwise it is refused ([`CommandError::BadReceiptSignature`]), as is a
-//! second receipt for the same request ([`CommandError::ReceiptReplayed`]). A valid *accepted*
+//! second receipt for the same request ([`CommandError::ReceiptReplayed`]) — except that the
+//! device's *accepted* receipt replaces a *rejected* one: a device also rejects a replayed or
+//! badly proven copy of a request it ran (same request hash), and whoever commits that
+//! rejection first must not hide the execution (the audit trail keeps both). A valid *accepted*
 //! receipt whose command was not properly authorized is **stored and flagged**, never refused
 //! — the ledger records what the device says it did. Flags ([`ReceiptAnomaly`]): no such
 //! authorization, revoked, expired, not covering the device/action (checked at block time when
@@ -170,11 +173,11 @@ fn authorize(
     };
     st.put(authz_key(hash), &record);
     let summary = format!(
-        "{org} authorized {} to {} on {} device(s) until {} ms: {}",
+        "{org} authorized {} to {} on {} device(s) until {}: {}",
         p.grantee,
         p.actions.join(","),
         p.devices.len(),
-        p.expires_ms,
+        chipledger_types::audit::utc(p.expires_ms),
         p.purpose
     );
     audit(st, ctx, hash, org, "authorization", &record, &p.devices, summary)?;
@@ -424,16 +427,19 @@ fn access_receipt(
     let view = st.view();
     let (r, device) = verified_receipt(&view, ctx, &p.receipt)?;
     let recorded = get_command(&view, &r.request_hash)?;
-    if recorded.as_ref().is_some_and(|c| c.receipt.is_some()) {
+    let previous = recorded.as_ref().and_then(|c| c.receipt.as_ref());
+    if previous.is_some_and(|prev| prev.outcome.is_accepted() || !r.outcome.is_accepted()) {
         return Err(CommandError::ReceiptReplayed(hex::encode(r.request_hash)).into());
     }
+    // Only a `RecordCommand` announces a request; a record a rejected receipt created does not.
+    let announced = recorded.filter(|c| c.command_tx.is_some());
     let a = get_authorization(&view, &r.authorization)?;
-    let anomaly = receipt_anomaly(ctx, &r, a.as_ref(), recorded.as_ref());
+    let anomaly = receipt_anomaly(ctx, &r, a.as_ref(), announced.as_ref());
     let mut summary_of_device = device_commands(&view, &r.device)?;
     summary_of_device.receipts += 1;
     summary_of_device.anomalies += u64::from(anomaly.is_some());
     summary_of_device.pending.retain(|c| c.request_hash != r.request_hash);
-    let mut record = recorded.unwrap_or_else(|| CommandRecord {
+    let mut record = announced.unwrap_or_else(|| CommandRecord {
         request_hash: r.request_hash,
         authorization: r.authorization,
         device: r.device,

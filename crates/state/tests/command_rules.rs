@@ -376,6 +376,60 @@ fn receipts_verify_under_the_device_key_and_clear_pending_commands() {
 }
 
 #[test]
+fn an_accepted_receipt_replaces_a_rejection_committed_first() {
+    // The device ran the request, and also rejected a replayed copy of it (same request hash);
+    // whoever commits the rejection first must not hide the execution.
+    let (mut w, a, _, _) = scene();
+    let (id, _) = w.ok("city", authorize(&w, tech(), vec![a.id], &["diagnostic"]));
+    w.ok("tech", record(id, a.id, 1, "diagnostic"));
+    let rejected = receipt(&a, id, 1, "diagnostic", Outcome::Rejected("replayed_token".into()));
+    w.ok("city", submit(&rejected, &a.key));
+    let mut other_rejection = rejected.clone();
+    other_rejection.device_ms += 1;
+    w.refuse("city", submit(&other_rejection, &a.key), "receipt_replayed");
+
+    let accepted = receipt(&a, id, 1, "diagnostic", Outcome::Accepted);
+    let (hash, event) = w.ok("tech", submit(&accepted, &a.key));
+    assert!(matches!(
+        event,
+        CommandEvent::ReceiptCommitted {
+            anomaly: None,
+            outcome: Outcome::Accepted,
+            ..
+        }
+    ));
+    let got = w.command(&[1; 32]).receipt.expect("receipt ref");
+    assert_eq!((got.tx, got.outcome), (hash, Outcome::Accepted));
+    let dc = device_commands(&w.state, &a.id).unwrap();
+    assert_eq!((dc.commands, dc.receipts, dc.anomalies, dc.pending.len()), (1, 2, 0, 0));
+    assert_eq!(
+        w.trail(&AuditSubject::Device(a.id)),
+        ["authorization", "command", "receipt", "receipt"]
+    );
+    // Once accepted, nothing replaces it.
+    w.refuse("city", submit(&rejected, &a.key), "receipt_replayed");
+    let mut again = accepted.clone();
+    again.device_ms += 1;
+    w.refuse("tech", submit(&again, &a.key), "receipt_replayed");
+
+    // No `RecordCommand`: the record a rejection created does not announce the request, so the
+    // accepted receipt that replaces it is still flagged, and described by its own fields.
+    let early = receipt(&a, id, 2, "reboot", Outcome::Rejected("malformed".into()));
+    w.ok("city", submit(&early, &a.key));
+    let ran = receipt(&a, id, 2, "diagnostic", Outcome::Accepted);
+    let (_, event) = w.ok("tech", submit(&ran, &a.key));
+    assert!(matches!(
+        event,
+        CommandEvent::ReceiptCommitted {
+            anomaly: Some(ReceiptAnomaly::NoRecordedCommand),
+            ..
+        }
+    ));
+    let cmd = w.command(&[2; 32]);
+    assert_eq!((cmd.action.as_str(), cmd.command_tx), ("diagnostic", None));
+}
+
+#[test]
 fn receipts_without_proper_authorization_are_stored_and_flagged() {
     let (mut w, a, b, _) = scene();
     let (id, _) = w.ok("city", authorize(&w, tech(), vec![a.id], &["diagnostic"]));

@@ -205,8 +205,8 @@ impl AccessScope {
             "{} devices, tags [{}], {streams}, records [{}, {})",
             self.devices.len(),
             self.tags.join(","),
-            self.from_ms,
-            self.until_ms
+            crate::audit::utc(self.from_ms),
+            crate::audit::utc(self.until_ms)
         )
     }
 

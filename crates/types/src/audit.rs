@@ -150,6 +150,28 @@ fn bounded(d: &mut Decoder<'_>, what: &'static str, max: usize) -> Result<String
     Ok(s)
 }
 
+/// A unix-ms instant as `YYYY-MM-DD hh:mm:ss UTC` (proleptic Gregorian; Howard Hinnant's
+/// civil-from-days), for summaries a person reads. Pure: the same text on every validator.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Cuts `s` to at most [`MAX_AUDIT_SUMMARY_BYTES`] on a character boundary.
 pub fn clip_summary(s: &str) -> String {
     if s.len() <= MAX_AUDIT_SUMMARY_BYTES {
@@ -181,6 +203,14 @@ mod tests {
         for bad in ["", "device/zz", "org/", "org/a b", "key/00", "nope/x"] {
             assert_eq!(AuditSubject::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_764_028_800_123), "2025-11-25 00:00:00 UTC");
+        assert_eq!(utc(4_102_444_799_000), "2099-12-31 23:59:59 UTC");
     }
 
     #[test]

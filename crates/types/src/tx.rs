@@ -13,7 +13,6 @@ use crate::access_tx::{GrantAccess, KeyRelease, PublishOffer, Purchase, RevokeAc
 use crate::cbor::{Decode, DecodeError, Decoder, Encode, Encoder, Limits, decode_list, encode_list};
 use crate::command_tx::{AccessReceipt, Authorize, RecordCommand, RevokeAuthorization};
 use crate::data_tx::{CommitBatch, RegisterGateway, ReportChainAnomaly, RequestRebirth};
-use crate::zk_tx::PublishRangeProof;
 use crate::device_tx::{
     AcceptTransfer, AddManufacturerCa, Attest, Fields, OfferTransfer, RegisterDevice, RevokeDevice,
     RevokeManufacturerCa, encode_tagged,
@@ -24,6 +23,7 @@ use crate::firmware_tx::{
 };
 use crate::keys::{KeyId, PublicKey, Signature, SigningKey, TAG_TX_V1};
 use crate::limits::*;
+use crate::zk_tx::PublishRangeProof;
 
 /// 32-byte SHA-256 of an encoded [`SignedTx`]: its identity everywhere (API, index, approvals).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
