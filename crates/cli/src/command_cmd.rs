@@ -5,7 +5,7 @@
 //! **Grantee side** ([`command`]): fetch the authorization's device-facing proof from the API
 //! (`/v1/access/authorizations/{id}?proof=true`), sign a [`CommandRequest`] with the grantee
 //! organisation's key (COSE_Sign1), record it on the ledger (`RecordCommand`, waited until
-//! final), publish request + proof on `chipledger/v1/cmd/<device>/request`, wait on
+//! final), publish request + proof on `chipledger/cmd/v1/<device>/request`, wait on
 //! `…/request/accepted` and `…/request/rejected` for the receipt echoing this client token,
 //! commit it (`AccessReceipt`, the ledger verifies the device's signature) and print it.
 //! A ledger refusal of `RecordCommand` stops there unless `--force-send` (for checking that

@@ -54,8 +54,9 @@ pub const TAG_AUTHORIZATION_PROOF_V1: &str = "chipledger/authorization-proof/v1"
 pub const TAG_COMMAND_MESSAGE_V1: &str = "chipledger/command-message/v1";
 /// The usual actions (any other [`check_action`] name is a custom action).
 pub const KNOWN_ACTIONS: [&str; 4] = ["config", "diagnostic", "firmware", "reboot"];
-/// MQTT topic prefix of commands: `chipledger/v1/cmd/<device hex>/request[/accepted|/rejected]`.
-pub const COMMAND_TOPIC_PREFIX: &str = "chipledger/v1/cmd";
+/// MQTT topic prefix of commands: `chipledger/cmd/v1/<device hex>/request[/accepted|/rejected]`
+/// — outside the data namespace `chipledger/v1/…`, so gateways never receive commands.
+pub const COMMAND_TOPIC_PREFIX: &str = "chipledger/cmd/v1";
 /// Largest encoded authorization proof or command message (checkpoint + two state proofs).
 pub const MAX_AUTHORIZATION_PROOF_BYTES: usize = 64 * 1024;
 
@@ -941,15 +942,15 @@ pub enum CommandTopic {
     Rejected,
 }
 
-/// `chipledger/v1/cmd/<device hex>/request`.
+/// `chipledger/cmd/v1/<device hex>/request`.
 pub fn request_topic(device: &DeviceId) -> String {
     format!("{COMMAND_TOPIC_PREFIX}/{device}/request")
 }
-/// `chipledger/v1/cmd/<device hex>/request/accepted`.
+/// `chipledger/cmd/v1/<device hex>/request/accepted`.
 pub fn accepted_topic(device: &DeviceId) -> String {
     format!("{}/accepted", request_topic(device))
 }
-/// `chipledger/v1/cmd/<device hex>/request/rejected`.
+/// `chipledger/cmd/v1/<device hex>/request/rejected`.
 pub fn rejected_topic(device: &DeviceId) -> String {
     format!("{}/rejected", request_topic(device))
 }
@@ -1282,7 +1283,7 @@ mod tests {
         let d = DeviceId([0xab; 20]);
         assert_eq!(
             request_topic(&d),
-            format!("chipledger/v1/cmd/{}/request", rep(0xab, 20))
+            format!("chipledger/cmd/v1/{}/request", rep(0xab, 20))
         );
         assert_eq!(
             parse_command_topic(&request_topic(&d)),
@@ -1297,8 +1298,8 @@ mod tests {
             Some((d, CommandTopic::Rejected))
         );
         assert_eq!(reply_topic(&d, &Outcome::Rejected("x".into())), rejected_topic(&d));
-        let upper = format!("chipledger/v1/cmd/{}/request", rep(0xab, 20).to_uppercase());
-        for bad in ["chipledger/v1/cmd", "chipledger/v1/cmd/zz/request", &upper, "x/request"] {
+        let upper = format!("chipledger/cmd/v1/{}/request", rep(0xab, 20).to_uppercase());
+        for bad in ["chipledger/cmd/v1", "chipledger/cmd/v1/zz/request", &upper, "x/request"] {
             assert_eq!(parse_command_topic(bad), None, "{bad}");
         }
         let extra = format!("{}/other", request_topic(&d));
