@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of chipledger. The README's test command; .ci/run calls it.
 # Needs a Rust toolchain (with rustfmt and clippy) and crates.io; installs what the tests need
-# beyond that (openapi-spec-validator, mosquitto) when missing.
+# beyond that (openapi-spec-validator, mosquitto, nodejs, chromium) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +41,14 @@ rm -f "$spec"
 step "test packages (mosquitto: the MQTT tests run the gateway against it too)"
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   apt-get update -qq && apt-get install -y -qq mosquitto
+fi
+# nodejs: the explorer's verify.js known-answer tests (the machine image ships Node.js 20).
+if ! command -v node >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq nodejs
+fi
+# chromium + chromium-driver: the explorer's browser tests (crates/cli/tests/explorer.rs).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver
 fi
 export PATH="$PATH:/usr/sbin"
 

@@ -219,6 +219,11 @@ fn parse_hash(s: &str) -> ApiResult<[u8; 32]> {
 #[utoipa::path(get, path = "/v1/tx/{hash}", params(("hash" = String, Path, description = "hex tx hash")),
     responses((status = 200, description = "OK", body = TxStatusBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn tx_status(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Json<TxStatusBody>> {
+    Ok(Json(tx_status_body(&c, hash)?))
+}
+
+/// The body `/v1/tx/{hash}` answers (shared with the test hook that tampers with it).
+pub(crate) fn tx_status_body(c: &Ctx, hash: String) -> ApiResult<TxStatusBody> {
     let h = TxHash(parse_hash(&hash)?);
     let body = match c.exec.tx_status(&h) {
         TxStatus::Final { height, index } => {
@@ -253,7 +258,42 @@ async fn tx_status(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<
             proof: None,
         },
     };
-    Ok(Json(body))
+    Ok(body)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TxRawBody {
+    /// Hex transaction hash: SHA-256 of `cbor`.
+    pub hash: String,
+    /// Height of the finalized block holding it.
+    pub height: u64,
+    /// The encoded transaction (canonical CBOR), hex: the RFC 9162 leaf input of its log entry.
+    pub cbor: String,
+}
+
+/// A final transaction's encoded bytes, so a client can check them against the hash and compute
+/// the log leaf itself (read from the finalized block that holds it).
+#[utoipa::path(get, path = "/v1/tx/{hash}/raw", params(("hash" = String, Path, description = "hex tx hash")),
+    responses((status = 200, description = "OK", body = TxRawBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody),
+        (status = 404, description = "Not found: the transaction is not final", body = ErrorBody)))]
+async fn tx_raw(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Json<TxRawBody>> {
+    let h = TxHash(parse_hash(&hash)?);
+    let TxStatus::Final { height, .. } = c.exec.tx_status(&h) else {
+        return Err(ApiError::not_found(format!("transaction {hash} is not final")));
+    };
+    let raw = c.exec.lock().db.block(height).map_err(ApiError::internal)?;
+    let raw = raw.ok_or_else(|| ApiError::internal(format!("finalized block {height} is missing")))?;
+    let block = Block::from_bytes(&raw).map_err(ApiError::internal)?;
+    let tx = block
+        .txs
+        .into_iter()
+        .find(|t| TxHash::of(t) == h)
+        .ok_or_else(|| ApiError::internal(format!("transaction {hash} is not in block {height}")))?;
+    Ok(Json(TxRawBody {
+        hash: h.to_string(),
+        height,
+        cbor: hex::encode(tx),
+    }))
 }
 
 /// Inclusion proof for a leaf against the newest final checkpoint covering it, else the tip.
@@ -1246,6 +1286,7 @@ fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(submit_tx))
         .routes(routes!(submit_batch))
         .routes(routes!(tx_status))
+        .routes(routes!(tx_raw))
         .routes(routes!(checkpoint))
         .routes(routes!(tlog_proof))
         .routes(routes!(consistency))
@@ -1285,16 +1326,32 @@ pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
     router_with_blobs(exec, None)
 }
 
-/// The router with the node's image store.
+/// The router with the node's image store; with the test hooks ([`crate::test_hooks`]) when the
+/// process's environment has `CHIPLEDGER_TEST_HOOKS=1` (read here, once per router).
 pub fn router_with_blobs(
     exec: Executor,
     blobs: Option<crate::blob_store::BlobStore>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    router_with_options(exec, blobs, crate::test_hooks::enabled_in_env())
+}
+
+/// The router with the image store `blobs`, and with the test hooks when `test_hooks` (they are
+/// never in the OpenAPI document).
+pub fn router_with_options(
+    exec: Executor,
+    blobs: Option<crate::blob_store::BlobStore>,
+    test_hooks: bool,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let ctx = Ctx {
         exec,
         blobs: blobs.map(Arc::new),
     };
+    let hooks = test_hooks.then(|| crate::test_hooks::routes().with_state(ctx.clone()));
     let (router, api) = routes().with_state(ctx).split_for_parts();
+    let router = match hooks {
+        Some(hooks) => router.merge(hooks),
+        None => router,
+    };
     let doc = Arc::new(api.clone());
     let router = router
         .route(
@@ -1304,6 +1361,8 @@ pub fn router_with_blobs(
                 async move { Json((*doc).clone()) }
             }),
         )
+        // The explorer's page and assets: not API, so not in the OpenAPI document.
+        .merge(crate::explorer::router())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BATCH_TXS * (MAX_TX_BYTES * 2 + 8),
         ));
@@ -1364,6 +1423,7 @@ mod tests {
             "/v1/tx",
             "/v1/txs",
             "/v1/tx/{hash}",
+            "/v1/tx/{hash}/raw",
             "/v1/checkpoint",
             "/v1/tlog-proof/{hash}",
             "/v1/proof/consistency",
