@@ -18,6 +18,9 @@ pub struct LocalNet {
     pub genesis: Genesis,
     pub names: Vec<String>,
     pub apis: Vec<String>,
+    /// Environment variables every validator process gets besides this process's (e.g. the
+    /// explorer tests' `CHIPLEDGER_TEST_HOOKS=1`).
+    pub env: Vec<(String, String)>,
     children: Vec<Option<Child>>,
 }
 
@@ -47,6 +50,7 @@ impl LocalNet {
             genesis,
             names,
             apis,
+            env: Vec::new(),
             children,
         })
     }
@@ -73,6 +77,7 @@ impl LocalNet {
             .args(["node", "run", "--config"])
             .arg(self.node_dir(i))
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -46,10 +46,16 @@ pub struct TestNet {
 
 impl TestNet {
     pub fn start(name: &str, base_port: u16) -> Result<TestNet> {
+        TestNet::start_with_env(name, base_port, &[])
+    }
+
+    /// [`TestNet::start`] with extra environment variables for the validator processes.
+    pub fn start_with_env(name: &str, base_port: u16, env: &[(&str, &str)]) -> Result<TestNet> {
         let dir = std::env::temp_dir().join(format!("chipledger-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_chipledger"));
         let mut net = LocalNet::prepare(&dir, &exe, base_port, "chipledger-test")?;
+        net.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if let Err(e) = net.start_all_ready(WAIT) {
             net.stop_all();
             return Err(e);
