@@ -76,8 +76,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
     };
     let (gateway, keyservice) = gateway;
     println!(
-        "\nthe network is running. Try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.",
-        net.apis[0], net.apis[0], net.apis[0]
+        "\nthe network is running. Open the explorer at {}/ or try:\n  chipledger status --api {}\n  curl {}/v1/checkpoint\n  chipledger verify checkpoint --api {}\nCtrl-C stops it.",
+        net.apis[0], net.apis[0], net.apis[0], net.apis[0]
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
