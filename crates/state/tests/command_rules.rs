@@ -6,17 +6,12 @@
 
 mod support;
 
-use chipledger_device::cert::{
-    CertRequest, CertValidity, DiceTcbInfo, Fwid, issue_alias_cert, issue_ca_cert, issue_deviceid_cert,
-};
+use chipledger_device::cert::{CertValidity, issue_ca_cert};
 use chipledger_device::command::sign_receipt;
-use chipledger_device::eat::{EatClaims, Measurement, OemId, SwVersion, sign_eat};
-use chipledger_device::ledger::{hwmodel_of, ueid_of};
 use chipledger_state::audit::audit_entries;
 use chipledger_state::command::CommandEvent;
 use chipledger_state::command::model::*;
-use chipledger_state::device::{attest_nonce, ca_id_of, device_id_of};
-use chipledger_state::model::{OrgRecord, get_device, get_org, org_key};
+use chipledger_state::model::{OrgRecord, get_org, org_key};
 use chipledger_state::{Event, TxError};
 use chipledger_types::access_tx::Grantee;
 use chipledger_types::audit::AuditSubject;
@@ -25,7 +20,8 @@ use chipledger_types::command_tx::*;
 use chipledger_types::device_tx::*;
 use chipledger_types::tx::{GovAction, Payload, Role, TxHash};
 use p256::ecdsa::SigningKey;
-use support::{CHAIN_ID, World};
+use support::World;
+use support::chip::{Chip, ChipKind, p256_key};
 
 /// 2027-01-15, well inside the DICE default validity.
 const T0_MS: u64 = 1_800_000_000_000;
@@ -87,84 +83,12 @@ impl World {
     }
 }
 
-fn p256_key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32].into()).unwrap()
-}
-
-struct Chip {
-    id: DeviceId,
-    key: SigningKey,
-    alias_key: SigningKey,
-    alias_der: Vec<u8>,
-}
-
-fn tcb(layer: u64) -> DiceTcbInfo {
-    DiceTcbInfo {
-        vendor: Some("maker".into()),
-        model: Some("lamp".into()),
-        layer: Some(layer),
-        fwids: Some(vec![Fwid::sha256(&[layer as u8; 32])]),
-        ..Default::default()
-    }
-}
-
-/// A software chip endorsed by `ca_key`, registered by `maker` to `owner`.
-fn chip(w: &mut World, ca_key: &SigningKey, ca_der: &[u8], seed: u8, owner: &str) -> Chip {
-    let key = p256_key(seed);
-    let id = device_id_of(key.verifying_key());
-    let (tcb0, tcb1) = (tcb(0), tcb(1));
-    fn request<'a>(key: &'a SigningKey, subject: &'a DeviceId, tcb_info: &'a DiceTcbInfo) -> CertRequest<'a> {
-        CertRequest {
-            subject_public_key: key.verifying_key(),
-            subject_id: &subject.0,
-            tcb_info,
-            validity: CertValidity::DICE_DEFAULT,
-        }
-    }
-    let deviceid_der = issue_deviceid_cert(ca_key, ca_der, &request(&key, &id, &tcb0)).unwrap();
-    let alias_key = p256_key(seed.wrapping_add(100));
-    let alias_id = device_id_of(alias_key.verifying_key());
-    let alias_der = issue_alias_cert(&key, &deviceid_der, &request(&alias_key, &alias_id, &tcb1)).unwrap();
-    let register = Payload::RegisterDevice(RegisterDevice {
-        ca: ca_id_of(ca_key.verifying_key()),
-        deviceid_cert_der: deviceid_der,
-        model: LAMP,
-        owner: owner.into(),
-    });
-    w.apply(&w.tx("maker", register)).unwrap();
-    Chip {
-        id,
-        key,
-        alias_key,
-        alias_der,
-    }
-}
-
-/// `c`'s evidence (signed EAT answering its current challenge), submitted by its owner.
-fn attest(w: &mut World, c: &Chip) {
-    let seed = get_device(&w.state, &c.id).unwrap().unwrap().challenge_seed;
-    let claims = EatClaims {
-        nonce: attest_nonce(CHAIN_ID, &c.id, &seed, w.height).to_vec(),
-        ueid: ueid_of(&c.id.0).to_vec(),
-        oemid: OemId::Pen(12345),
-        hwmodel: hwmodel_of(LAMP).to_vec(),
-        swname: "lamp-fw".into(),
-        swversion: SwVersion {
-            version: "2.1.0".into(),
-            scheme: None,
-        },
-        measurements: vec![Measurement {
-            content_format: 42,
-            value: vec![1; 32],
-        }],
-    };
-    let p = Payload::Attest(Attest {
-        device: c.id,
-        alias_cert_der: c.alias_der.clone(),
-        eat: sign_eat(&claims, &c.alias_key).unwrap(),
-    });
-    w.apply(&w.tx("city", p)).expect("attestation accepted");
-}
+/// The chips of these tests.
+const KIND: ChipKind = ChipKind {
+    model: LAMP,
+    model_name: "lamp",
+    swname: "lamp-fw",
+};
 
 /// Lamps `a`, `b` of `city`, lamp `t` of `town`.
 fn scene() -> (World, Chip, Chip, Chip) {
@@ -176,9 +100,9 @@ fn scene() -> (World, Chip, Chip, Chip) {
         ca_cert_der: ca_der.clone(),
         models: vec![ModelRange { first: 100, last: 199 }],
     }));
-    let a = chip(&mut w, &ca_key, &ca_der, 10, "city");
-    let b = chip(&mut w, &ca_key, &ca_der, 11, "city");
-    let t = chip(&mut w, &ca_key, &ca_der, 12, "town");
+    let a = w.register_chip(&ca_key, &ca_der, 10, KIND, "city");
+    let b = w.register_chip(&ca_key, &ca_der, 11, KIND, "city");
+    let t = w.register_chip(&ca_key, &ca_der, 12, KIND, "town");
     (w, a, b, t)
 }
 
@@ -368,7 +292,7 @@ fn receipts_verify_under_the_device_key_and_clear_pending_commands() {
     w.refuse("tech", submit(&again, &a.key), "receipt_replayed");
 
     // The attested Alias key signs receipts too.
-    attest(&mut w, &b);
+    w.attest_chip(&b);
     w.ok("tech", record(id, b.id, 2, "diagnostic"));
     let rb = receipt(&b, id, 2, "diagnostic", Outcome::Accepted);
     let (_, event) = w.ok("city", submit(&rb, &b.alias_key));

@@ -6,22 +6,16 @@
 
 mod support;
 
-use chipledger_device::cert::{
-    CertRequest, CertValidity, DiceTcbInfo, Fwid, issue_alias_cert, issue_ca_cert, issue_deviceid_cert,
-};
-use chipledger_device::eat::{EatClaims, Measurement, OemId, SwVersion, sign_eat};
-use chipledger_device::ledger::{hwmodel_of, ueid_of};
+use chipledger_device::cert::{CertValidity, issue_ca_cert};
 use chipledger_state::data::model::*;
 use chipledger_state::data::{DataError, DataEvent};
-use chipledger_state::device::{attest_nonce, ca_id_of, device_id_of};
-use chipledger_state::model::get_device;
 use chipledger_state::{Event, TxError};
 use chipledger_types::data_tx::*;
 use chipledger_types::device_tx::*;
 use chipledger_types::limits::*;
 use chipledger_types::tx::{GovAction, Payload, Role, TxHash};
-use p256::ecdsa::SigningKey;
-use support::{CHAIN_ID, World};
+use support::World;
+use support::chip::{Chip, ChipKind, p256_key};
 
 /// 2027-01-15, well inside the DICE default validity.
 const T0_MS: u64 = 1_800_000_000_000;
@@ -82,81 +76,12 @@ impl World {
 
 // ---- devices -----------------------------------------------------------------------------------
 
-fn p256_key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32].into()).unwrap()
-}
-
-struct Chip {
-    id: DeviceId,
-    alias_key: SigningKey,
-    alias_der: Vec<u8>,
-}
-
-/// A software chip endorsed by `ca_key`, registered by `maker` to `city`.
-fn chip(w: &mut World, ca_key: &SigningKey, ca_der: &[u8], seed: u8) -> Chip {
-    let dev_key = p256_key(seed);
-    let id = device_id_of(dev_key.verifying_key());
-    let tcb = |layer: u64| DiceTcbInfo {
-        vendor: Some("maker".into()),
-        model: Some("lamp".into()),
-        layer: Some(layer),
-        fwids: Some(vec![Fwid::sha256(&[layer as u8; 32])]),
-        ..Default::default()
-    };
-    let (tcb0, tcb1) = (tcb(0), tcb(1));
-    fn request<'a>(key: &'a SigningKey, subject: &'a DeviceId, tcb_info: &'a DiceTcbInfo) -> CertRequest<'a> {
-        CertRequest {
-            subject_public_key: key.verifying_key(),
-            subject_id: &subject.0,
-            tcb_info,
-            validity: CertValidity::DICE_DEFAULT,
-        }
-    }
-    let deviceid_der = issue_deviceid_cert(ca_key, ca_der, &request(&dev_key, &id, &tcb0)).unwrap();
-    let alias_key = p256_key(seed.wrapping_add(100));
-    let alias_id = device_id_of(alias_key.verifying_key());
-    let alias_der = issue_alias_cert(&dev_key, &deviceid_der, &request(&alias_key, &alias_id, &tcb1)).unwrap();
-    let register = Payload::RegisterDevice(RegisterDevice {
-        ca: ca_id_of(ca_key.verifying_key()),
-        deviceid_cert_der: deviceid_der,
-        model: LAMP,
-        owner: "city".into(),
-    });
-    let t = w.tx("maker", register);
-    w.apply(&t).unwrap();
-    Chip {
-        id,
-        alias_key,
-        alias_der,
-    }
-}
-
-/// `c`'s evidence (signed EAT answering its current challenge), submitted by its owner.
-fn attest(w: &mut World, c: &Chip) {
-    let seed = get_device(&w.state, &c.id).unwrap().unwrap().challenge_seed;
-    let claims = EatClaims {
-        nonce: attest_nonce(CHAIN_ID, &c.id, &seed, w.height).to_vec(),
-        ueid: ueid_of(&c.id.0).to_vec(),
-        oemid: OemId::Pen(12345),
-        hwmodel: hwmodel_of(LAMP).to_vec(),
-        swname: "lamp-fw".into(),
-        swversion: SwVersion {
-            version: "2.1.0".into(),
-            scheme: None,
-        },
-        measurements: vec![Measurement {
-            content_format: 42,
-            value: vec![1; 32],
-        }],
-    };
-    let p = Payload::Attest(Attest {
-        device: c.id,
-        alias_cert_der: c.alias_der.clone(),
-        eat: sign_eat(&claims, &c.alias_key).unwrap(),
-    });
-    let t = w.tx("city", p);
-    w.apply(&t).expect("attestation accepted");
-}
+/// The chips of these tests.
+const KIND: ChipKind = ChipKind {
+    model: LAMP,
+    model_name: "lamp",
+    swname: "lamp-fw",
+};
 
 fn revoke(w: &mut World, c: &Chip) {
     let p = Payload::RevokeDevice(RevokeDevice {
@@ -178,8 +103,8 @@ fn scene() -> (World, Chip, Chip) {
         ca_cert_der: ca_der.clone(),
         models: vec![ModelRange { first: 100, last: 199 }],
     }));
-    let a = chip(&mut w, &ca_key, &ca_der, 10);
-    let b = chip(&mut w, &ca_key, &ca_der, 11);
+    let a = w.register_chip(&ca_key, &ca_der, 10, KIND, "city");
+    let b = w.register_chip(&ca_key, &ca_der, 11, KIND, "city");
     w.ok("ops", gateway("gw-1"));
     (w, a, b)
 }
@@ -446,7 +371,7 @@ fn trust_levels_are_checked_against_the_registry() {
         "not_attested",
     );
     assert!(e.to_string().contains("no verified attestation"), "{e}");
-    attest(&mut w, &a);
+    w.attest_chip(&a);
     w.ok("ops", batch("gw-1", 1, vec![head(&a.id, "temp", 1, 1, 1, attested)]));
     assert_eq!(w.head(&a.id, "temp").trust, TrustLevel::Attested);
     // A revoked device commits nothing, at any trust level.

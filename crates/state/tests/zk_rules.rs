@@ -6,15 +6,10 @@
 
 mod support;
 
-use chipledger_device::cert::{
-    CertRequest, CertValidity, DiceTcbInfo, Fwid, issue_alias_cert, issue_ca_cert, issue_deviceid_cert,
-};
-use chipledger_device::eat::{EatClaims, Measurement, OemId, SwVersion, sign_eat};
-use chipledger_device::ledger::{hwmodel_of, ueid_of};
+use chipledger_device::cert::{CertValidity, issue_ca_cert};
 use chipledger_device::reading::sign_reading_commitment;
 use chipledger_state::audit::audit_entries;
-use chipledger_state::device::{attest_nonce, ca_id_of, device_id_of};
-use chipledger_state::model::get_device;
+use chipledger_state::device::device_id_of;
 use chipledger_state::zk::{ZkEvent, get_range_proof};
 use chipledger_state::{Event, TxError};
 use chipledger_types::audit::AuditSubject;
@@ -23,7 +18,8 @@ use chipledger_types::tx::{GovAction, Payload, Role, TxHash};
 use chipledger_types::zk_tx::{PublishRangeProof, ReadingCommitment, StatementKey, range_proof_key};
 use chipledger_zk::{Blinding, commit, prove_bounds};
 use p256::ecdsa::SigningKey;
-use support::{CHAIN_ID, World};
+use support::World;
+use support::chip::{Chip, ChipKind, p256_key};
 
 /// 2027-01-15, well inside the DICE default validity.
 const T0_MS: u64 = 1_800_000_000_000;
@@ -37,83 +33,12 @@ const ORGS: [(&str, Role); 3] = [
     ("audit", Role::Auditor),
 ];
 
-fn p256_key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32].into()).unwrap()
-}
-
-struct Chip {
-    id: DeviceId,
-    device_key: SigningKey,
-    alias_key: SigningKey,
-    alias_der: Vec<u8>,
-}
-
-/// A software chip endorsed by `ca_key`, registered by `maker` to `city`.
-fn chip(w: &mut World, ca_key: &SigningKey, ca_der: &[u8], seed: u8) -> Chip {
-    let device_key = p256_key(seed);
-    let id = device_id_of(device_key.verifying_key());
-    let tcb = |layer: u64| DiceTcbInfo {
-        vendor: Some("maker".into()),
-        model: Some("sensor".into()),
-        layer: Some(layer),
-        fwids: Some(vec![Fwid::sha256(&[layer as u8; 32])]),
-        ..Default::default()
-    };
-    let (tcb0, tcb1) = (tcb(0), tcb(1));
-    fn request<'a>(key: &'a SigningKey, subject: &'a DeviceId, tcb_info: &'a DiceTcbInfo) -> CertRequest<'a> {
-        CertRequest {
-            subject_public_key: key.verifying_key(),
-            subject_id: &subject.0,
-            tcb_info,
-            validity: CertValidity::DICE_DEFAULT,
-        }
-    }
-    let deviceid_der = issue_deviceid_cert(ca_key, ca_der, &request(&device_key, &id, &tcb0)).unwrap();
-    let alias_key = p256_key(seed.wrapping_add(100));
-    let alias_id = device_id_of(alias_key.verifying_key());
-    let alias_der = issue_alias_cert(&device_key, &deviceid_der, &request(&alias_key, &alias_id, &tcb1)).unwrap();
-    let register = Payload::RegisterDevice(RegisterDevice {
-        ca: ca_id_of(ca_key.verifying_key()),
-        deviceid_cert_der: deviceid_der,
-        model: SENSOR,
-        owner: "city".into(),
-    });
-    let t = w.tx("maker", register);
-    w.apply(&t).unwrap();
-    Chip {
-        id,
-        device_key,
-        alias_key,
-        alias_der,
-    }
-}
-
-/// `c`'s evidence (signed EAT answering its current challenge), submitted by its owner.
-fn attest(w: &mut World, c: &Chip) {
-    let seed = get_device(&w.state, &c.id).unwrap().unwrap().challenge_seed;
-    let claims = EatClaims {
-        nonce: attest_nonce(CHAIN_ID, &c.id, &seed, w.height).to_vec(),
-        ueid: ueid_of(&c.id.0).to_vec(),
-        oemid: OemId::Pen(12345),
-        hwmodel: hwmodel_of(SENSOR).to_vec(),
-        swname: "sensor-fw".into(),
-        swversion: SwVersion {
-            version: "2.1.0".into(),
-            scheme: None,
-        },
-        measurements: vec![Measurement {
-            content_format: 42,
-            value: vec![1; 32],
-        }],
-    };
-    let p = Payload::Attest(Attest {
-        device: c.id,
-        alias_cert_der: c.alias_der.clone(),
-        eat: sign_eat(&claims, &c.alias_key).unwrap(),
-    });
-    let t = w.tx("city", p);
-    w.apply(&t).expect("attestation accepted");
-}
+/// The chips of these tests.
+const KIND: ChipKind = ChipKind {
+    model: SENSOR,
+    model_name: "sensor",
+    swname: "sensor-fw",
+};
 
 /// A world with `maker`'s CA granted sensors and two registered sensors owned by `city`.
 fn scene() -> (World, Chip, Chip) {
@@ -131,8 +56,8 @@ fn scene() -> (World, Chip, Chip) {
     w.apply(&p).unwrap();
     let proposal = TxHash::of(&p);
     w.apply(&w.tx("audit", Payload::Approve { proposal })).unwrap();
-    let a = chip(&mut w, &ca_key, &ca_der, 10);
-    let b = chip(&mut w, &ca_key, &ca_der, 11);
+    let a = w.register_chip(&ca_key, &ca_der, 10, KIND, "city");
+    let b = w.register_chip(&ca_key, &ca_der, 11, KIND, "city");
     (w, a, b)
 }
 
@@ -194,7 +119,7 @@ impl World {
 fn a_valid_proof_is_verified_stored_and_audited() {
     let (mut w, a, _) = scene();
     let r = reading(&a.id, 23, 5);
-    let (hash, events) = w.apply_ok("city", publish(&r, &a.device_key, LIMIT, LIMIT));
+    let (hash, events) = w.apply_ok("city", publish(&r, &a.key, LIMIT, LIMIT));
     assert_eq!(
         events,
         vec![Event::Zk(ZkEvent::RangeProofPublished {
@@ -240,7 +165,7 @@ fn the_attested_alias_key_may_sign_once_the_device_is_attested() {
     let (mut w, a, _) = scene();
     let r = reading(&a.id, 12, 1);
     w.refuse("city", publish(&r, &a.alias_key, LIMIT, LIMIT), "statement_signature");
-    attest(&mut w, &a);
+    w.attest_chip(&a);
     let (hash, _) = w.apply_ok("city", publish(&r, &a.alias_key, LIMIT, LIMIT));
     assert_eq!(
         get_range_proof(&w.state, &hash).unwrap().unwrap().signed_by,
@@ -255,7 +180,7 @@ fn an_out_of_range_reading_cannot_be_proved_within_the_limit() {
     // The prover refuses outright ...
     assert!(prove_bounds(r.value, &r.blinding, 0, LIMIT, 8).is_err());
     // ... and an honest proof for wider bounds does not pass for the limit.
-    w.refuse("city", publish(&r, &a.device_key, LIMIT, 60), "proof_invalid");
+    w.refuse("city", publish(&r, &a.key, LIMIT, 60), "proof_invalid");
     assert!(w.state.keys().all(|k| !k.starts_with(b"zk/")));
 }
 
@@ -263,7 +188,7 @@ fn an_out_of_range_reading_cannot_be_proved_within_the_limit() {
 fn forged_proofs_are_refused() {
     let (mut w, a, _) = scene();
     let r = reading(&a.id, 23, 3);
-    let good = publish(&r, &a.device_key, LIMIT, LIMIT);
+    let good = publish(&r, &a.key, LIMIT, LIMIT);
     let flipped = with_proof(good.clone(), |p| p.proof[100] ^= 0x01);
     let err = w.reject_unchanged("city", flipped);
     assert!(["proof_invalid", "proof_malformed"].contains(&err.code()), "{err}");
@@ -279,7 +204,7 @@ fn forged_proofs_are_refused() {
     // The device signed a commitment to 99, the proof is about 23's commitment.
     let mut lie = reading(&a.id, 23, 3);
     lie.statement.commitment = commit(99, &lie.blinding).0;
-    let signed = sign_reading_commitment(&lie.statement, &a.device_key).unwrap();
+    let signed = sign_reading_commitment(&lie.statement, &a.key).unwrap();
     w.refuse(
         "city",
         with_proof(good.clone(), |p| p.statement = signed),
@@ -301,9 +226,9 @@ fn statements_signed_by_a_wrong_key_are_refused() {
     let r = reading(&a.id, 23, 6);
     w.refuse("city", publish(&r, &p256_key(77), LIMIT, LIMIT), "statement_signature");
     // Device b's registered key cannot speak for device a.
-    w.refuse("city", publish(&r, &b.device_key, LIMIT, LIMIT), "statement_signature");
+    w.refuse("city", publish(&r, &b.key, LIMIT, LIMIT), "statement_signature");
     // A tampered signature.
-    let tampered = with_proof(publish(&r, &a.device_key, LIMIT, LIMIT), |p| {
+    let tampered = with_proof(publish(&r, &a.key, LIMIT, LIMIT), |p| {
         let n = p.statement.len();
         p.statement[n - 1] ^= 0x01;
     });
@@ -313,7 +238,7 @@ fn statements_signed_by_a_wrong_key_are_refused() {
 #[test]
 fn statements_that_are_not_reading_commitments_are_refused() {
     let (mut w, a, _) = scene();
-    let good = publish(&reading(&a.id, 23, 7), &a.device_key, LIMIT, LIMIT);
+    let good = publish(&reading(&a.id, 23, 7), &a.key, LIMIT, LIMIT);
     w.refuse(
         "city",
         with_proof(good.clone(), |p| p.statement = vec![0xa0]),
@@ -324,7 +249,7 @@ fn statements_that_are_not_reading_commitments_are_refused() {
         to_org: "city".into(),
         nonce: vec![1; 40],
     }
-    .sign(&a.device_key)
+    .sign(&a.key)
     .unwrap();
     w.refuse(
         "city",
@@ -340,7 +265,7 @@ fn unknown_and_revoked_devices_and_other_publishers_are_refused() {
     let unknown = reading(&device_id_of(stranger.verifying_key()), 23, 8);
     w.refuse("city", publish(&unknown, &stranger, LIMIT, LIMIT), "unknown_device");
     let r = reading(&a.id, 23, 8);
-    let err = w.refuse("audit", publish(&r, &a.device_key, LIMIT, LIMIT), "not_device_owner");
+    let err = w.refuse("audit", publish(&r, &a.key, LIMIT, LIMIT), "not_device_owner");
     assert!(err.to_string().contains("belongs to 'city'"), "{err}");
     w.apply_ok(
         "city",
@@ -349,7 +274,7 @@ fn unknown_and_revoked_devices_and_other_publishers_are_refused() {
             reason: RevokeReason::Compromised,
         }),
     );
-    w.refuse("city", publish(&r, &a.device_key, LIMIT, LIMIT), "device_revoked");
+    w.refuse("city", publish(&r, &a.key, LIMIT, LIMIT), "device_revoked");
     assert!(w.state.keys().all(|k| !k.starts_with(b"zk/")));
     let trail = audit_entries(&w.state, &AuditSubject::Device(a.id), 0, 10).unwrap();
     assert!(trail.iter().all(|(_, e)| e.kind != "range-proof"));

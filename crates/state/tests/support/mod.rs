@@ -4,6 +4,8 @@
 //! (`ok`, `reject`, `govern`, …) as further `impl World` blocks.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod chip;
+
 use std::collections::BTreeMap;
 
 use chipledger_state::model::get_seq;
