@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of chipledger. The README's test command; .ci/run calls it.
 # Needs a Rust toolchain (with rustfmt and clippy) and crates.io; installs what the tests need
-# beyond that (openapi-spec-validator, mosquitto, nodejs, chromium) when missing.
+# beyond that (openapi-spec-validator, schemathesis, mosquitto, nodejs, chromium) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +50,23 @@ fi
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver
 fi
+# schemathesis: property-based tests of the HTTP API against /openapi.json (crates/cli/tests/schemathesis.rs).
+if ! command -v schemathesis >/dev/null; then
+  pip3 install --quiet 'schemathesis==4.32.5' || pip3 install --quiet --break-system-packages 'schemathesis==4.32.5'
+  if command -v pyenv >/dev/null; then pyenv rehash || true; fi
+fi
+if ! command -v schemathesis >/dev/null; then
+  SCHEMATHESIS="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/schemathesis"
+  export SCHEMATHESIS
+fi
 export PATH="$PATH:/usr/sbin"
+
+# The process tests listen on fixed ports 17070–38272; keep the kernel's ephemeral ports (for
+# outgoing connections) above them so none is ever taken by a client socket (best effort: a
+# container may not allow it).
+if [ -w /proc/sys/net/ipv4/ip_local_port_range ]; then
+  echo "40000 60999" > /proc/sys/net/ipv4/ip_local_port_range || true
+fi
 
 step "tests"
 cargo test --workspace --locked

@@ -55,6 +55,9 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The explorer's fleet page over N registered devices on 4 local validators: API p50/p95
+    /// and, in headless Chromium, navigation → page ready (needs chromium, chromium-driver).
+    Explorer(crate::bench_explorer::ExplorerArgs),
     /// CVE exposure query (p50/p99 ms) over a fleet version map of N devices; fails over 50 ms.
     Exposure {
         /// Devices in the fleet.
@@ -76,6 +79,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         BenchCommand::Identity { devices, json } => crate::bench_identity::identity(devices, json),
         BenchCommand::Exposure { devices, json } => crate::bench_exposure::exposure(devices, json),
         BenchCommand::Ingest(args) => crate::bench_ingest::ingest(args),
+        BenchCommand::Explorer(args) => crate::bench_explorer::explorer(args),
         BenchCommand::Rangeproof { proofs, json } => chipledger_cli::zk_cmd::bench_rangeproof(proofs, json),
     }
 }

@@ -19,9 +19,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Result<Client> {
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
+        Client::with_timeout(base, Duration::from_secs(30))
+    }
+
+    /// A client whose requests give up after `timeout` (e.g. a load generator that must not
+    /// hang on a stopped validator).
+    pub fn with_timeout(base: &str, timeout: Duration) -> Result<Client> {
+        let http = reqwest::blocking::Client::builder().timeout(timeout).build()?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             http,

@@ -552,12 +552,18 @@ async fn get_records(
     blocking(move || api.list(device, &q)).await
 }
 
-/// The record API's routes.
+/// Largest request body the record API takes: its routes are all `GET` and read none.
+pub const MAX_RECORD_API_BODY_BYTES: usize = 1024;
+
+/// The record API's routes, behind the shared guards (`chipledger_node::http_guard`: typed JSON
+/// refusals, URI and body bounds, the default per-client rate limit).
 pub fn router(api: Arc<RecordApi>) -> axum::Router {
-    axum::Router::new()
+    let routes = axum::Router::new()
         .route("/v1/records/{device}", get(get_records))
         .route("/v1/records/{device}/{stream}/{seq}", get(get_record))
-        .with_state(api)
+        .with_state(api);
+    chipledger_node::http_guard::guard(routes, Default::default(), MAX_RECORD_API_BODY_BYTES)
+        .expect("the default rate limit is valid")
 }
 
 /// Binds `addr` and serves the record API on the current tokio runtime until the runtime
@@ -568,7 +574,7 @@ pub async fn spawn(addr: SocketAddr, api: Arc<RecordApi>) -> Result<SocketAddr> 
         .with_context(|| format!("binding the record API to {addr}"))?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(api)).await {
+        if let Err(e) = chipledger_node::http_guard::serve(listener, router(api)).await {
             tracing::error!(error = %e, "record API stopped");
         }
     });

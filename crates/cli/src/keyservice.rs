@@ -505,13 +505,16 @@ impl Drop for InFlight {
 
 // ---- HTTP ------------------------------------------------------------------------------------
 
-/// The key service's routes.
+/// The key service's routes, behind the shared guards (`chipledger_node::http_guard`: typed JSON
+/// refusals, URI and body bounds — `MAX_REQUEST_BYTES` — and the default per-client rate limit).
 pub fn router(service: Arc<KeyService>) -> axum::Router {
-    axum::Router::new()
+    let routes = axum::Router::new()
         .route(RELEASE_PATH, post(release_route))
         .route(SERVICE_PATH, get(service_route))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(service)
+        .with_state(service);
+    chipledger_node::http_guard::guard(routes, Default::default(), MAX_REQUEST_BYTES)
+        .expect("the default rate limit is valid")
 }
 
 async fn release_route(State(service): State<Arc<KeyService>>, body: Bytes) -> Response {
@@ -577,9 +580,12 @@ pub fn run(a: KeyServiceArgs) -> Result<()> {
             .with_context(|| format!("binding the key service to {}", a.listen))?;
         let bound = listener.local_addr()?;
         say(&format!("key service of '{}' listening on http://{bound}", a.org));
-        axum::serve(listener, router(service))
-            .with_graceful_shutdown(chipledger_node::run::shutdown_signal())
-            .await
-            .context("serving the key service")
+        axum::serve(
+            listener,
+            router(service).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(chipledger_node::run::shutdown_signal())
+        .await
+        .context("serving the key service")
     })
 }

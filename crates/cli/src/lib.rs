@@ -5,6 +5,7 @@
 pub mod access_cmd;
 pub mod access_demo;
 pub mod audit_cmd;
+pub mod browser;
 pub mod client;
 pub mod command_cmd;
 pub mod data_cmd;
@@ -14,6 +15,7 @@ pub mod firmware_cmd;
 pub mod firmware_trust;
 pub mod fleet_cmd;
 pub mod fleet_rollout;
+pub mod fleet_setup;
 pub mod gateway_cmd;
 pub mod gateway_http;
 pub mod keyservice;

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_explorer;
 mod bench_exposure;
 mod bench_identity;
 mod bench_ingest;

@@ -21,12 +21,21 @@ pub struct LocalNet {
     /// Environment variables every validator process gets besides this process's (e.g. the
     /// explorer tests' `CHIPLEDGER_TEST_HOOKS=1`).
     pub env: Vec<(String, String)>,
+    /// Per validator, a command that runs `chipledger node run …` (e.g. `ip netns exec <ns>`
+    /// for the chaos test's network namespaces); empty: run the binary directly.
+    pub launchers: Vec<Vec<String>>,
     children: Vec<Option<Child>>,
 }
 
 impl LocalNet {
     /// Create the network under `dir` unless it exists (data is reused on restart).
     pub fn prepare(dir: &Path, exe: &Path, base_port: u16, chain_id: &str) -> Result<LocalNet> {
+        LocalNet::prepare_on(dir, exe, base_port, chain_id, &["127.0.0.1".to_string()])
+    }
+
+    /// [`LocalNet::prepare`] with validator `i` on `hosts[i]` (or all on one host): the
+    /// addresses genesis gives peers and clients; validators listen on every interface.
+    pub fn prepare_on(dir: &Path, exe: &Path, base_port: u16, chain_id: &str, hosts: &[String]) -> Result<LocalNet> {
         let genesis = if dir.join("genesis.json").exists() {
             config::GenesisFile::read(&dir.join("genesis.json"))?
         } else {
@@ -34,7 +43,7 @@ impl LocalNet {
                 out: dir.to_path_buf(),
                 chain_id: chain_id.into(),
                 orgs: config::default_orgs(),
-                hosts: vec!["127.0.0.1".into()],
+                hosts: hosts.to_vec(),
                 base_port,
                 governance_threshold: None,
                 timestamp_ms: chipledger_node::metrics::now_ms(),
@@ -44,6 +53,7 @@ impl LocalNet {
         let names: Vec<String> = genesis.validators.iter().map(|v| v.name.clone()).collect();
         let apis = genesis.validators.iter().map(|v| v.api_url.clone()).collect();
         let children = names.iter().map(|_| None).collect();
+        let launchers = names.iter().map(|_| Vec::new()).collect();
         Ok(LocalNet {
             dir: dir.to_path_buf(),
             exe: exe.to_path_buf(),
@@ -51,6 +61,7 @@ impl LocalNet {
             names,
             apis,
             env: Vec::new(),
+            launchers,
             children,
         })
     }
@@ -73,7 +84,15 @@ impl LocalNet {
             .create(true)
             .append(true)
             .open(self.node_dir(i).join("node.log"))?;
-        let child = Command::new(&self.exe)
+        let mut command = match self.launchers[i].split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        let child = command
             .args(["node", "run", "--config"])
             .arg(self.node_dir(i))
             .args(extra)

@@ -1,228 +1,289 @@
 //! The explorer in headless Chromium (driven over WebDriver by `fantoccini` and the system
-//! `chromedriver`) against four validator processes holding real data: simulated sensors with
-//! committed records, one attested chip and one access grant. Each page loads with that data,
-//! the search box finds a device, the transaction page verifies its proof in the browser (and
-//! shows the failure for a proof the test hook tampered with), no page logs a console error,
-//! and every page leaves a screenshot under the workspace's `target/explorer-screenshots/`.
+//! `chromedriver`) against the live network `chipledger demo` starts and fills: four validator
+//! processes, a provisioned fleet with a finished firmware rollout, sensors whose records a
+//! gateway committed, and the access story (offer, purchase, key release, revocation, command).
+//! Each page loads with that data (what to expect is read from the JSON API, never hard-coded),
+//! the search box finds a device, the device page shows its attested version and verifies the
+//! device's state in the browser, the transaction and grant pages verify their proofs, proofs
+//! a test hook tampered with show the failure, the network page updates live, no page logs a
+//! console error, and every page leaves a screenshot under `target/explorer-screenshots/`.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages; `scripts/test.sh` installs them).
 
-mod data_support;
-
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chipledger_cli::data_net::{DATA_MODEL, MANUFACTURER, OWNER, org_key, org_key_path, register_sim_devices};
-use chipledger_cli::device_cmd::{
-    DEFAULT_FIRMWARE_IMAGE, attest_payload, chip_device_id, provision_chip, register_payload, submit_final,
-};
-use chipledger_cli::simulate::SIM_STREAM;
-use chipledger_device::chip::Firmware;
-use chipledger_device::key::DeviceKeyAlg;
-use chipledger_gateway::mqtt::free_local_addr;
-use chipledger_types::access_tx::{AccessScope, GrantAccess, Grantee};
-use chipledger_types::device_tx::DeviceId;
-use chipledger_types::tx::Payload;
-use data_support::{TestNet, WAIT, poll};
-use fantoccini::{Client as WebDriver, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use chipledger_cli::browser::Browser;
+use chipledger_cli::client::Client;
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
-/// API ports 36070..36073, p2p 36170.. (issue 7's port plan: lead).
-const BASE_PORT: u16 = 36070;
-const SEED: u64 = 73;
-const SENSORS: u64 = 3;
-/// `fleet simulate --rate 2 --seconds 1`: records per sensor.
-const RECORDS: u64 = 2;
-/// The gateway that commits the sensors' records.
-const GATEWAY: &str = "gw-explorer";
-/// The firmware the attested chip reports: a version only the attestation can put on a page.
-const FIRMWARE: Firmware<'static> = Firmware {
-    name: "chipledger-fw",
-    version: "3.7.1",
-    svn: 3,
-    image: DEFAULT_FIRMWARE_IMAGE,
-};
-/// A release the vendor publishes for the sensors' model (shown on the firmware page).
-const RELEASE_VERSION: &str = "4.2.0";
-const RELEASE_FIXES: &str = "CVE-2026-7007";
-/// The genesis organisation that publishes firmware.
-const PUBLISHER: &str = "vendor";
-/// The organisation the city grants its sensors to.
-const GRANTEE: &str = "vendor";
-const GRANT_PURPOSE: &str = "explorer test study";
-const DAY_MS: u64 = 24 * 3600 * 1000;
-/// How long a page may take to show what the test looks for (it polls the API itself).
-const PAGE_WAIT: Duration = Duration::from_secs(30);
-/// How long chromedriver may take to listen.
-const DRIVER_WAIT: Duration = Duration::from_secs(20);
+/// The demo's ports: API 27070..27073, p2p 27170.., MQTT 27270, record API 27271, key service
+/// 27272 (below Linux's ephemeral range, so no outgoing connection holds them).
+const BASE_PORT: u16 = 27070;
+/// The demo's rollout seed (which devices fail), for a repeatable run.
+const ROLLOUT_SEED: &str = "7";
+/// What `chipledger demo` prints once its network is up and filled.
+const DEMO_READY: &str = "the network is running";
+/// How long the demo may take to start and fill its network (a debug build on 2 cores).
+const DEMO_WAIT: Duration = Duration::from_secs(600);
 /// Desktop and phone viewport widths (the issue's 1280 px and a phone's 375 px).
 const DESKTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (375, 812);
-
-/// What the test put on the ledger, for the pages to show.
-struct Fixture {
-    sensors: Vec<DeviceId>,
-    attested: DeviceId,
-    grant_tx: String,
-}
+/// The stream the demo's sensors publish.
+const SENSOR_STREAM: &str = "telemetry";
 
 #[test]
-fn explorer_pages_show_real_data_and_verify_proofs_in_the_browser() -> Result<()> {
+fn explorer_pages_show_the_demo_and_verify_proofs_in_the_browser() -> Result<()> {
     let started = Instant::now();
-    let t = TestNet::start_with_env("explorer", BASE_PORT, &[("CHIPLEDGER_TEST_HOOKS", "1")])?;
-    let fx = fixture(&t)?;
-    eprintln!("ledger data ready after {:?}", started.elapsed());
-    let base = t.net.apis[0].trim_end_matches('/').to_string();
+    let demo = Demo::start()?;
+    eprintln!("demo network ready after {:?}", started.elapsed());
+    let facts = Facts::read(&demo.client)?;
     let browser = Browser::start(DESKTOP)?;
-    pages(&browser, &t, &base, &fx)?;
+    pages(&browser, &demo, &facts)?;
     eprintln!("explorer test done after {:?}", started.elapsed());
     Ok(())
 }
 
-/// Sensors with committed records, one attested chip, one grant.
-fn fixture(t: &TestNet) -> Result<Fixture> {
-    let sensors = register_sim_devices(&t.net, &t.client, &t.data.ca, DeviceKeyAlg::P256, SEED, 0..SENSORS)?;
-    let attested = attested_chip(t)?;
-    simulate_records(t)?;
-    let grant_tx = grant(t, &sensors)?;
-    publish_release(t)?;
-    Ok(Fixture {
-        sensors,
-        attested,
-        grant_tx,
-    })
+/// `chipledger demo` in a temporary directory, with the node test hooks on; stopped (SIGTERM,
+/// which stops its validators, gateway and key service) when dropped.
+struct Demo {
+    child: Child,
+    dir: PathBuf,
+    base: String,
+    client: Client,
+    validators: Vec<String>,
 }
 
-/// A chip of the data CA, registered to the city and attested with [`FIRMWARE`].
-fn attested_chip(t: &TestNet) -> Result<DeviceId> {
-    let mut chip = provision_chip(&t.data.ca, MANUFACTURER, "data-sensor")?;
-    let id = chip_device_id(&chip);
-    let register = register_payload(t.data.ca.id, &chip, DATA_MODEL, OWNER)?;
-    submit_final(&t.client, MANUFACTURER, &org_key(&t.net, MANUFACTURER)?, register)?;
-    let nonce = hex::decode(t.client.challenge(&id.to_string())?.nonce)?;
-    let evidence = attest_payload(&mut chip, DATA_MODEL, &FIRMWARE, &nonce)?;
-    submit_final(&t.client, OWNER, &org_key(&t.net, OWNER)?, evidence)?;
-    Ok(id)
-}
-
-/// A gateway and `fleet simulate` for a second: every sensor's records committed.
-fn simulate_records(t: &TestNet) -> Result<()> {
-    let broker = free_local_addr()?;
-    let gateway = t.start_gateway(GATEWAY, broker, &["--batch-ms", "200"])?;
-    let sim = Command::new(&t.exe)
-        .args(["fleet", "simulate", "--devices", &SENSORS.to_string()])
-        .args(["--rate", &RECORDS.to_string(), "--seconds", "1"])
-        .args(["--seed", &SEED.to_string(), "--broker", &broker.to_string()])
-        .args(["--ack-wait-ms", "30000", "--json"])
-        .output()?;
-    if !sim.status.success() {
-        bail!("fleet simulate: {}", String::from_utf8_lossy(&sim.stderr));
+impl Demo {
+    fn start() -> Result<Demo> {
+        let dir = std::env::temp_dir().join(format!("chipledger-test-explorer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chipledger"))
+            .args(["demo", "--dir", &dir.display().to_string()])
+            .args(["--base-port", &BASE_PORT.to_string(), "--rollout-seed", ROLLOUT_SEED])
+            .env("CHIPLEDGER_TEST_HOOKS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting chipledger demo")?;
+        let stdout = child.stdout.take().context("the demo's stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("demo | {line}");
+                if line.contains(DEMO_READY) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let base = format!("http://127.0.0.1:{BASE_PORT}");
+        let mut demo = Demo {
+            child,
+            dir,
+            client: Client::new(&base)?,
+            base,
+            validators: Vec::new(),
+        };
+        let deadline = Instant::now() + DEMO_WAIT;
+        while rx.recv_timeout(Duration::from_millis(500)).is_err() {
+            if let Some(status) = demo.child.try_wait()? {
+                bail!("chipledger demo exited ({status}) before its network was ready");
+            }
+            if Instant::now() > deadline {
+                bail!("chipledger demo was not ready within {DEMO_WAIT:?}");
+            }
+        }
+        let validators: Value = demo.client.get_json("/v1/validators")?;
+        demo.validators = validators
+            .as_array()
+            .context("validators")?
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect();
+        Ok(demo)
     }
-    poll("every record committed", WAIT, || {
-        Ok((t.gateway(GATEWAY)?.records >= SENSORS * RECORDS).then_some(()))
-    })?;
-    gateway.kill()
 }
 
-/// `chipledger firmware key-gen / key-register / publish` as [`PUBLISHER`].
-fn publish_release(t: &TestNet) -> Result<()> {
-    let key = path_str(&t.dir.join("vendor-fw.pem"));
-    let image = path_str(&t.dir.join("release.bin"));
-    std::fs::write(&image, b"explorer test firmware image")?;
-    firmware(t, &["key-gen", "--out", &key])?;
-    let org_key = path_str(&org_key_path(&t.net, PUBLISHER));
-    let signer = ["--org", PUBLISHER, "--org-key", &org_key, "--api", &t.net.apis[0]];
-    firmware(t, &[&["key-register", "--key", &key][..], &signer].concat())?;
-    let model = DATA_MODEL.to_string();
-    let publish = [
-        &["publish", "--image", &image, "--version", RELEASE_VERSION][..],
-        &["--model", &model, "--sequence", "1", "--min", "0.0.0", "--max", "9.9.9"],
-        &["--key", &key, "--fixes", RELEASE_FIXES],
-        &signer,
-    ]
-    .concat();
-    firmware(t, &publish)?;
-    Ok(())
-}
-
-/// `chipledger firmware <args> --json`; its stdout as JSON.
-fn firmware(t: &TestNet, args: &[&str]) -> Result<Value> {
-    let out = Command::new(&t.exe).arg("firmware").args(args).arg("--json").output()?;
-    if !out.status.success() {
-        bail!("firmware {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-    serde_json::from_slice(&out.stdout).with_context(|| format!("output of firmware {args:?}"))
 }
 
-fn path_str(p: &std::path::Path) -> String {
-    p.display().to_string()
+/// What the demo put on the ledger, read from the API: what the pages must show.
+struct Facts {
+    /// A device with accepted evidence, and the version it attested.
+    attested: (String, String),
+    /// A sensor with committed records.
+    sensor: String,
+    total_devices: u64,
+    /// The newest release: id, version, what it fixes.
+    release: (String, String, Vec<String>),
+    /// A rollout of it: id, fleet.
+    rollout: (String, String),
+    /// The city's first grant: id and purpose.
+    grant: (String, String),
+    /// The organisation that owns the fleet.
+    owner: String,
 }
 
-/// The city grants [`GRANTEE`] its sensors' data for a day; the grant's transaction hash.
-fn grant(t: &TestNet, sensors: &[DeviceId]) -> Result<String> {
-    let now = chipledger_node::metrics::now_ms();
-    let mut devices = sensors.to_vec();
-    devices.sort();
-    let payload = Payload::GrantAccess(GrantAccess {
-        grantee: Grantee::Org(GRANTEE.into()),
-        scope: AccessScope {
-            devices,
-            tags: Vec::new(),
-            streams: Vec::new(),
-            from_ms: 0,
-            until_ms: now + DAY_MS,
-        },
-        purpose: GRANT_PURPOSE.into(),
-        expires_ms: now + DAY_MS,
-        price: None,
-    });
-    Ok(submit_final(&t.client, OWNER, &org_key(&t.net, OWNER)?, payload)?.hash)
+impl Facts {
+    fn read(c: &Client) -> Result<Facts> {
+        let stats: Value = c.get_json("/v1/devices/stats")?;
+        let total_devices = stats["total"].as_u64().context("device total")?;
+        let (version, _) = stats["by_attested_version"]
+            .as_object()
+            .and_then(|m| m.iter().max_by_key(|(_, n)| n.as_u64()))
+            .context("an attested version")?;
+        let page: Value = c.get_json(&format!("/v1/devices?attested_version={version}&limit=1"))?;
+        let attested_id = page["devices"][0]["id"]
+            .as_str()
+            .context("an attested device")?
+            .to_string();
+        let owner = page["devices"][0]["owner"].as_str().context("its owner")?.to_string();
+        let releases: Value = c.get_json("/v1/firmware/releases")?;
+        let newest = releases["releases"]
+            .as_array()
+            .and_then(|r| r.iter().max_by_key(|x| x["published_height"].as_u64()))
+            .context("a release")?;
+        let release_id = newest["id"].as_str().context("release id")?.to_string();
+        let fixes = newest["fixes"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let rollouts: Value = c.get_json("/v1/firmware/rollouts")?;
+        let rollout = rollouts["rollouts"]
+            .as_array()
+            .and_then(|r| r.iter().find(|x| x["release"] == newest["id"]))
+            .context("a rollout of the newest release")?;
+        let grants: Value = c.get_json(&format!("/v1/access/grants?owner={owner}"))?;
+        let grant = &grants["grants"][0];
+        Ok(Facts {
+            attested: (attested_id, version.clone()),
+            sensor: sensor_with_records(c)?,
+            total_devices,
+            release: (
+                release_id,
+                newest["version"].as_str().context("version")?.to_string(),
+                fixes,
+            ),
+            rollout: (
+                rollout["id"].as_str().context("rollout id")?.to_string(),
+                format!(
+                    "{}/{}",
+                    rollout["owner"].as_str().unwrap_or(""),
+                    rollout["fleet"].as_str().unwrap_or("")
+                ),
+            ),
+            grant: (
+                grant["id"].as_str().context("a grant of the owner")?.to_string(),
+                grant["purpose"].as_str().context("its purpose")?.to_string(),
+            ),
+            owner,
+        })
+    }
+}
+
+/// A device whose data chain has records (the demo's sensors), found by its chain heads.
+fn sensor_with_records(c: &Client) -> Result<String> {
+    let mut after = String::new();
+    loop {
+        let page: Value = c.get_json(&format!("/v1/devices?limit=200{after}"))?;
+        for d in page["devices"].as_array().context("devices")? {
+            let id = d["id"].as_str().context("id")?;
+            if let Ok(data) = c.get_json::<Value>(&format!("/v1/data/devices/{id}"))
+                && data["records"].as_u64().unwrap_or(0) > 0
+            {
+                return Ok(id.to_string());
+            }
+        }
+        match page["next_after"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => bail!("no device with committed records"),
+        }
+    }
 }
 
 /// Every page, in the order a visitor would take.
-fn pages(b: &Browser, t: &TestNet, base: &str, fx: &Fixture) -> Result<()> {
-    network_page(b, t, base)?;
-    let sensor = fx.sensors[0].to_string();
+fn pages(b: &Browser, d: &Demo, f: &Facts) -> Result<()> {
+    let base = d.base.as_str();
+    network_page(b, d)?;
+    live_updates(b, d)?;
     b.open(base, "#/fleet", "fleet")?;
-    b.wait_text("sensors and the attested version", "[data-test=page-fleet]", |s| {
-        s.contains(&sensor[..16]) && s.contains(FIRMWARE.version)
-    })?;
+    b.wait_text(
+        "the fleet's counts and attested version",
+        "[data-test=page-fleet]",
+        |s| s.contains(&f.total_devices.to_string()) && s.contains(&f.attested.1) && s.contains(&f.owner),
+    )?;
     b.finish_page("fleet")?;
     b.open(base, "#/firmware", "firmware")?;
-    b.wait_text("the release", "[data-test=page-firmware]", |s| {
-        s.contains(RELEASE_VERSION) && s.contains(RELEASE_FIXES)
+    b.wait_text("the newest release", "[data-test=releases-table]", |s| {
+        s.contains(&f.release.1) && f.release.2.iter().all(|cve| s.contains(cve.as_str()))
+    })?;
+    b.wait_text("its rollout", "[data-test=rollouts-table]", |s| {
+        s.contains(&f.rollout.1)
     })?;
     b.finish_page("firmware")?;
-    search_finds_device(b, base, &sensor)?;
-    device_page(b, base, &fx.attested)?;
-    b.open(base, &format!("#/audit?org={OWNER}"), "audit")?;
-    b.wait_text("the grant in the owner's trail", "[data-test=page-audit]", |s| {
-        s.contains(GRANT_PURPOSE)
+    detail_pages(b, base, f)?;
+    search_finds_device(b, base, &f.sensor)?;
+    device_page(b, d, &f.attested)?;
+    unknown_device(b, base)?;
+    b.open(base, &format!("#/audit?org={}", f.owner), "audit")?;
+    b.wait_text("the grant in the owner's trail", "[data-test=audit-table]", |s| {
+        s.contains(&f.grant.0) && s.contains("key-release")
     })?;
     b.finish_page("audit")?;
-    wait_checkpointed(t, &fx.grant_tx)?;
-    tx_page(b, base, &fx.grant_tx, t.net.names.len())?;
-    phone_page(b, t, base)
+    tx_page(b, d, &f.grant.0)?;
+    phone_page(b, d)
 }
 
-/// Waits until a final checkpoint covers `hash` (the page verifies against that checkpoint).
-fn wait_checkpointed(t: &TestNet, hash: &str) -> Result<()> {
-    poll("a final checkpoint over the grant", WAIT, || {
-        let tx: Value = t.client.get_json(&format!("/v1/tx/{hash}"))?;
-        Ok(tx["proof"]["checkpoint"].is_string().then_some(()))
-    })
+/// Release, rollout, organisation and grant pages; the grant verifies its state proof.
+fn detail_pages(b: &Browser, base: &str, f: &Facts) -> Result<()> {
+    b.open(base, &format!("#/release/{}", f.release.0), "release")?;
+    let v = b.wait_text("the release version", "[data-test=release-version]", |s| {
+        !s.trim().is_empty()
+    })?;
+    assert_eq!(v.trim(), f.release.1);
+    b.wait_text("its rollout", "[data-test=release-rollouts-table]", |s| {
+        s.contains(&f.rollout.1)
+    })?;
+    b.finish_page("release")?;
+    b.open(base, &format!("#/rollout/{}", f.rollout.0), "rollout")?;
+    b.wait_text("the rollout's devices", "[data-test=rollout-devices-table]", |s| {
+        s.contains("Firmware updated")
+    })?;
+    b.finish_page("rollout")?;
+    b.open(base, &format!("#/org/{}", f.owner), "org")?;
+    b.wait_text("the owner's grants", "[data-test=org-grants-given]", |s| {
+        s.contains(&f.grant.1)
+    })?;
+    b.finish_page("org")?;
+    b.open(base, &format!("#/grant/{}", f.grant.0), "grant")?;
+    let status = b.wait_text("the grant's verification", "[data-test=grant-verify-status]", settled)?;
+    assert!(status.starts_with("verified against checkpoint"), "grant: {status}");
+    b.wait_text("the purpose", "[data-test=grant-purpose]", |s| s.contains(&f.grant.1))?;
+    b.finish_page("grant")
 }
 
 /// At a phone's width the network page fits without horizontal scrolling.
-fn phone_page(b: &Browser, t: &TestNet, base: &str) -> Result<()> {
+fn phone_page(b: &Browser, d: &Demo) -> Result<()> {
     b.set_size(PHONE)?;
-    b.open(base, "#/network", "network")?;
+    b.open(&d.base, "#/network", "network")?;
     b.wait_text("network at 375 px", "[data-test=page-network]", |s| {
-        s.contains(&t.net.names[0])
+        s.contains(&d.validators[0])
     })?;
     let px = |script: &str| -> Result<u64> { b.execute(script, json!([]))?.as_u64().context("a pixel count") };
     let inner = px("return window.innerWidth")?;
@@ -236,19 +297,34 @@ fn phone_page(b: &Browser, t: &TestNet, base: &str) -> Result<()> {
 }
 
 /// Validators by name and a height above zero.
-fn network_page(b: &Browser, t: &TestNet, base: &str) -> Result<()> {
-    b.open(base, "#/network", "network")?;
+fn network_page(b: &Browser, d: &Demo) -> Result<()> {
+    b.open(&d.base, "#/network", "network")?;
     b.probe_console()?;
     let text = b.wait_text("validators", "[data-test=page-network]", |s| {
-        t.net.names.iter().all(|n| s.contains(n.as_str()))
+        d.validators.iter().all(|n| s.contains(n.as_str()))
     })?;
-    let height = t.client.status()?.height;
+    let height = d.client.status()?.height;
     assert!(height > 0);
     assert!(
         numbers(&text).any(|n| n > 0 && n <= height + 10),
         "the network page shows no height > 0: {text}"
     );
     b.finish_page("network")
+}
+
+/// The network page's height follows the chain without a reload.
+fn live_updates(b: &Browser, d: &Demo) -> Result<()> {
+    let shown = || -> Result<u64> {
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let text = b.wait_text("the height", "[data-test=status-height]", |s| !digits(s).is_empty())?;
+        Ok(digits(&text).parse()?)
+    };
+    let first = shown()?;
+    let target = d.client.status()?.height.max(first) + 2;
+    b.wait("the height to move on without a reload", || {
+        Ok((shown()? >= target).then_some(()))
+    })?;
+    Ok(())
 }
 
 /// Typing a device id in the search box and Enter opens that device's page.
@@ -263,40 +339,57 @@ fn search_finds_device(b: &Browser, base: &str, id: &str) -> Result<()> {
     assert_eq!(url.fragment(), Some(format!("/device/{id}").as_str()));
     b.wait_text("the searched device", "[data-test=page-device]", |s| s.contains(id))?;
     b.wait_text("its data chain", "[data-test=device-streams-table]", |s| {
-        s.contains(SIM_STREAM) && s.contains(GATEWAY)
+        s.contains(SENSOR_STREAM)
     })?;
     b.finish_page("search")
 }
 
-/// The attested chip's page shows the version its evidence reported.
-fn device_page(b: &Browser, base: &str, id: &DeviceId) -> Result<()> {
-    b.open(base, &format!("#/device/{id}"), "device")?;
-    b.wait_text("the device id", "[data-test=page-device]", |s| {
-        s.contains(&id.to_string())
-    })?;
-    let version = b.wait_text("the attested version", "[data-test=device-attested-version]", |s| {
+/// The attested device's page shows the version its evidence reported and verifies the
+/// device's state in the browser; a device record the node altered (test hook) fails.
+fn device_page(b: &Browser, d: &Demo, (id, version): &(String, String)) -> Result<()> {
+    b.open(&d.base, &format!("#/device/{id}"), "device")?;
+    let shown = b.wait_text("the attested version", "[data-test=device-attested-version]", |s| {
         !s.trim().is_empty()
     })?;
+    assert_eq!(shown.trim(), version, "attested version shown");
+    let status = b.wait_text("the device's verification", "[data-test=device-verify-status]", settled)?;
+    let (_, k, n) = parse_verified(&status).with_context(|| format!("device-verify-status: {status:?}"))?;
+    assert_eq!(n, d.validators.len(), "{status}");
+    assert!(k >= quorum(n), "{status}");
+    assert!(status.contains(&format!("attested firmware {version}")), "{status}");
+    b.finish_page("device")?;
+
+    b.open(&d.base, &format!("#/device/{id}?proof=tampered"), "device")?;
+    let status = b.wait_text("the failed verification", "[data-test=device-verify-status]", settled)?;
     assert!(
-        version.contains(FIRMWARE.version),
-        "attested version shown: {version:?}"
+        status.trim().starts_with("verification failed: "),
+        "an altered device record must fail: {status:?}"
     );
-    b.finish_page("device")
+    b.finish_page("device-tampered")
 }
 
-/// The grant's proof verifies in the browser; the tampered one fails.
-fn tx_page(b: &Browser, base: &str, hash: &str, validators: usize) -> Result<()> {
-    b.open(base, &format!("#/tx/{hash}"), "tx")?;
+/// An id the ledger does not know is an answer on the page, not an error.
+fn unknown_device(b: &Browser, base: &str) -> Result<()> {
+    let id = "00".repeat(20);
+    b.open(base, &format!("#/device/{id}"), "device")?;
+    b.wait_text("the unknown device", "[data-test=device-unknown]", |s| s.contains(&id))?;
+    b.finish_page("device-unknown")
+}
+
+/// The grant's transaction proof verifies in the browser; the tampered one fails.
+fn tx_page(b: &Browser, d: &Demo, hash: &str) -> Result<()> {
+    b.open(&d.base, &format!("#/tx/{hash}"), "tx")?;
     let status = b.wait_text("the verification", "[data-test=verify-status]", settled)?;
     let (size, k, n) = parse_verified(&status).with_context(|| format!("verify-status: {status:?}"))?;
-    let quorum = 2 * ((validators - 1) / 3) + 1;
     assert!(size > 0, "{status}");
-    assert_eq!(n, validators, "{status}");
-    assert!(k >= quorum && k <= n, "{status}");
-    b.wait_text("the grant", "[data-test=page-tx]", |s| s.contains(GRANT_PURPOSE))?;
+    assert_eq!(n, d.validators.len(), "{status}");
+    assert!(k >= quorum(n) && k <= n, "{status}");
+    b.wait_text("the decoded grant", "[data-test=tx-kind]", |s| {
+        s.contains("Purchase") || s.contains("GrantAccess")
+    })?;
     b.finish_page("tx")?;
 
-    b.open(base, &format!("#/tx/{hash}?proof=tampered"), "tx")?;
+    b.open(&d.base, &format!("#/tx/{hash}?proof=tampered"), "tx")?;
     let status = b.wait_text("the failed verification", "[data-test=verify-status]", settled)?;
     assert!(
         status.trim().starts_with("verification failed: "),
@@ -305,13 +398,18 @@ fn tx_page(b: &Browser, base: &str, hash: &str, validators: usize) -> Result<()>
     b.finish_page("tx-tampered")
 }
 
+/// 2f+1 of n = 3f+1.
+fn quorum(n: usize) -> usize {
+    2 * ((n - 1) / 3) + 1
+}
+
 /// A final verification verdict (either way), not a "verifying…" placeholder.
 fn settled(s: &str) -> bool {
     let s = s.trim();
     s.starts_with("verified against") || s.starts_with("verification failed")
 }
 
-/// "verified against checkpoint N signed by k of n validators" → (N, k, n).
+/// "verified against checkpoint N signed by k of n validators[ …]" → (N, k, n).
 fn parse_verified(s: &str) -> Option<(u64, usize, usize)> {
     let w: Vec<&str> = s.split_whitespace().collect();
     match w.as_slice() {
@@ -325,8 +423,9 @@ fn parse_verified(s: &str) -> Option<(u64, usize, usize)> {
             k,
             "of",
             n,
-            "validators",
-        ] => Some((size.parse().ok()?, k.parse().ok()?, n.parse().ok()?)),
+            validators,
+            ..,
+        ] if validators.starts_with("validators") => Some((size.parse().ok()?, k.parse().ok()?, n.parse().ok()?)),
         _ => None,
     }
 }
@@ -336,231 +435,4 @@ fn numbers(text: &str) -> impl Iterator<Item = u64> + '_ {
     text.split(|c: char| !c.is_ascii_digit())
         .filter(|w| !w.is_empty() && w.len() < 12)
         .filter_map(|w| w.parse().ok())
-}
-
-// ---- the browser ---------------------------------------------------------------------------
-
-/// `chromedriver` on a free port; killed when dropped.
-struct Chromedriver {
-    child: Child,
-    url: String,
-}
-
-impl Chromedriver {
-    fn start() -> Result<Chromedriver> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(driver_path())
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting chromedriver (apt-get install chromium chromium-driver)")?;
-        let driver = Chromedriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > DRIVER_WAIT {
-                bail!("chromedriver did not listen on {port} within {DRIVER_WAIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(driver)
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn driver_path() -> PathBuf {
-    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("chromedriver"))
-}
-
-/// One headless Chromium session; its calls run on a private runtime, so the test stays
-/// synchronous like the other process tests.
-struct Browser {
-    rt: tokio::runtime::Runtime,
-    wd: WebDriver,
-    /// The session's `/se/log` endpoint (chromedriver's browser console log).
-    log_url: String,
-    /// Kept for its `Drop` (stops chromedriver after the session ended).
-    _driver: Chromedriver,
-    http: reqwest::blocking::Client,
-}
-
-impl Browser {
-    fn start((width, height): (u32, u32)) -> Result<Browser> {
-        let driver = Chromedriver::start()?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:loggingPrefs": { "browser": "ALL" },
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    format!("--window-size={width},{height}"),
-                ],
-            },
-        });
-        let Value::Object(caps) = caps else {
-            bail!("capabilities")
-        };
-        let wd = rt
-            .block_on(
-                ClientBuilder::new(HttpConnector::new())
-                    .capabilities(caps)
-                    .connect(&driver.url),
-            )
-            .context("a WebDriver session")?;
-        let session = rt.block_on(wd.session_id())?.context("session id")?;
-        let log_url = format!("{}/session/{session}/se/log", driver.url);
-        Ok(Browser {
-            rt,
-            wd,
-            log_url,
-            _driver: driver,
-            http: reqwest::blocking::Client::new(),
-        })
-    }
-
-    fn block<T, E: std::error::Error + Send + Sync + 'static>(
-        &self,
-        f: impl std::future::Future<Output = std::result::Result<T, E>>,
-    ) -> Result<T> {
-        Ok(self.rt.block_on(f)?)
-    }
-
-    /// Loads `route` (a fresh document each time) and waits for `page-<page>`.
-    fn open(&self, base: &str, route: &str, page: &str) -> Result<()> {
-        self.block(self.wd.goto("about:blank"))?;
-        self.block(self.wd.goto(&format!("{base}/{route}")))?;
-        let css = format!("[data-test=page-{page}]");
-        let state = self.wait(&format!("{css} ready on {route}"), || {
-            let Some(root) = self.block(self.wd.find_all(Locator::Css(&css)))?.into_iter().next() else {
-                return Ok(None);
-            };
-            let state = self.block(root.attr("data-state"))?.unwrap_or_default();
-            Ok((state != "loading").then_some((state, root)))
-        })?;
-        match state {
-            (s, _) if s == "ready" => Ok(()),
-            (s, root) => bail!("{route}: page state {s}: {}", self.block(root.text())?),
-        }
-    }
-
-    /// Polls until `f` returns `Some` (at most [`PAGE_WAIT`]).
-    fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-        let started = Instant::now();
-        loop {
-            if let Some(v) = f()? {
-                return Ok(v);
-            }
-            if started.elapsed() > PAGE_WAIT {
-                bail!("timed out after {PAGE_WAIT:?} waiting for {what}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The text of the first element matching `css` once `ok` holds for it.
-    fn wait_text(&self, what: &str, css: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
-        let mut last = String::new();
-        let found = self.wait(what, || {
-            let Some(el) = self.block(self.wd.find_all(Locator::Css(css)))?.into_iter().next() else {
-                return Ok(None);
-            };
-            last = self.block(el.text())?;
-            Ok(ok(&last).then(|| last.clone()))
-        });
-        found.with_context(|| format!("{css} last read: {last:?}"))
-    }
-
-    fn execute(&self, script: &str, args: Value) -> Result<Value> {
-        let Value::Array(args) = args else {
-            bail!("script arguments")
-        };
-        self.block(self.wd.execute(script, args))
-    }
-
-    fn set_size(&self, (width, height): (u32, u32)) -> Result<()> {
-        self.block(self.wd.set_window_size(width, height))
-    }
-
-    /// Screenshot to `target/explorer-screenshots/<name>.png`; no console error so far and no
-    /// error box on the page (a section that could not be shown).
-    fn finish_page(&self, name: &str) -> Result<()> {
-        let dir = screenshot_dir();
-        std::fs::create_dir_all(&dir)?;
-        let png = self.block(self.wd.screenshot())?;
-        std::fs::write(dir.join(format!("{name}.png")), png)?;
-        let errors = self.console_errors()?;
-        assert!(errors.is_empty(), "console errors on {name}: {errors:#?}");
-        let boxes = self.block(self.wd.find_all(Locator::Css("main .error")))?;
-        let mut shown = Vec::new();
-        for b in boxes {
-            shown.push(self.block(b.text())?);
-        }
-        assert!(shown.is_empty(), "error boxes on {name}: {shown:#?}");
-        Ok(())
-    }
-
-    /// The console check sees what a page logs: a `console.error`, an uncaught exception and an
-    /// unhandled rejection are each reported.
-    fn probe_console(&self) -> Result<()> {
-        self.console_errors()?;
-        let probes = ["probe-console-error", "probe-uncaught", "probe-rejection"];
-        self.execute(
-            "console.error(arguments[0]); \
-             setTimeout(() => { throw new Error(arguments[1]); }); \
-             Promise.reject(new Error(arguments[2]));",
-            json!(probes),
-        )?;
-        let mut seen = Vec::new();
-        self.wait("the probes in the console log", || {
-            seen.extend(self.console_errors()?);
-            Ok(probes.iter().all(|p| seen.iter().any(|s| s.contains(p))).then_some(()))
-        })
-        .with_context(|| format!("the console log does not report errors: {seen:?}"))?;
-        assert_eq!(seen.len(), probes.len(), "{seen:?}");
-        Ok(())
-    }
-
-    /// Warnings and errors in the browser's console log since the last call.
-    fn console_errors(&self) -> Result<Vec<String>> {
-        let log: Value = self
-            .http
-            .post(&self.log_url)
-            .json(&json!({ "type": "browser" }))
-            .send()?
-            .error_for_status()?
-            .json()?;
-        let entries = log["value"].as_array().cloned().unwrap_or_default();
-        Ok(entries
-            .iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-            .collect())
-    }
-}
-
-impl Drop for Browser {
-    /// Ends the session (Chromium quits), also when an assertion failed; then `_driver` goes.
-    fn drop(&mut self) {
-        let _ = self.rt.block_on(self.wd.clone().close());
-    }
-}
-
-/// The workspace's `target/explorer-screenshots` (not the shared cargo target dir).
-fn screenshot_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/explorer-screenshots")
 }

@@ -8,8 +8,6 @@ const LATEST_BLOCKS = 6; // blocks listed on the network page
 const FLEET_PAGE = 50; // devices per fleet page
 const AUDIT_PAGE = 50; // entries per audit page
 const DEVICE_TRAIL = 100; // audit entries on a device page
-const MAX_CBOR_DEPTH = 24; // nesting the transaction decoder accepts
-const MAX_CBOR_ITEMS = 100000; // items the transaction decoder accepts
 const HEX40 = /^[0-9a-f]{40}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const AUDIT_KINDS = [
@@ -78,6 +76,18 @@ function deviceLink(id) {
 }
 function txLink(hash) {
   return h("a", { href: `#/tx/${hash}`, class: "mono", title: hash }, short(hash, 16));
+}
+function releaseLink(id, text) {
+  return h("a", { href: `#/release/${id}`, title: id }, text || short(id, 16));
+}
+function rolloutLink(id, text) {
+  return h("a", { href: `#/rollout/${id}`, title: id }, text || short(id, 16));
+}
+function orgLink(name) {
+  return h("a", { href: `#/org/${encodeURIComponent(name)}` }, name);
+}
+function grantLink(id) {
+  return h("a", { href: `#/grant/${id}`, class: "mono", title: id }, short(id, 16));
 }
 function time(ms) {
   if (!ms) return "";
@@ -185,14 +195,27 @@ function parseRoute() {
   return { name: parts[0] || "network", arg: parts[1] || "", query: new URLSearchParams(qs || "") };
 }
 
-const PAGES = { network: pageNetwork, fleet: pageFleet, firmware: pageFirmware, device: pageDevice, audit: pageAudit, tx: pageTx };
+const PAGES = {
+  network: pageNetwork,
+  fleet: pageFleet,
+  firmware: pageFirmware,
+  device: pageDevice,
+  audit: pageAudit,
+  tx: pageTx,
+  release: pageRelease,
+  rollout: pageRollout,
+  org: pageOrg,
+  grant: pageGrant,
+};
+/** Detail pages highlight the main page they belong to. */
+const NAV_OF = { release: "firmware", rollout: "firmware", org: "audit", grant: "audit" };
 
 async function route() {
   const gen = ++generation;
   const r = parseRoute();
   const page = PAGES[r.name];
   for (const a of document.querySelectorAll("[data-nav]")) {
-    if (a.dataset.nav === r.name) a.setAttribute("aria-current", "page");
+    if (a.dataset.nav === (NAV_OF[r.name] || r.name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   const root = h("section", { "data-test": `page-${page ? r.name : "not-found"}`, "data-state": "loading" });
@@ -338,7 +361,7 @@ function renderStatus(el, st) {
   document.getElementById("chain").textContent = st.chain_id;
   fill(el,
     stats([
-      ["Height", fmt(st.height)],
+      ["Height", h("span", { "data-test": "status-height" }, fmt(st.height))],
       ["Final checkpoint", fmt(st.final_checkpoint_height)],
       ["Log size", fmt(st.log_size)],
       ["Mempool", fmt(st.mempool_txs)],
@@ -572,8 +595,8 @@ function renderReleases(el, list, details) {
   fill(el,
     h("p", { class: "note" }, `At height ${fmt(list.height)}; newest final checkpoint ${fmt(list.checkpoint_height)}.`),
     table("Published releases", [
-      ["Version", (x) => x.version],
-      ["Publisher", (x) => x.publisher],
+      ["Version", (x) => releaseLink(x.id, x.version)],
+      ["Publisher", (x) => orgLink(x.publisher)],
       ["Models", (x) => x.models.join(", ")],
       ["Security version", (x) => String(x.security_version), true],
       ["Fixes", (x) => x.fixes.join(", ") || "–"],
@@ -591,8 +614,8 @@ function renderReleases(el, list, details) {
 function renderRollouts(el, ro) {
   const done = (x) => x.counts.succeeded + x.counts.failed;
   fill(el, table("Rollouts per fleet, oldest first", [
-    ["Fleet", (x) => `${x.owner}/${x.fleet}`],
-    ["Version", (x) => x.version],
+    ["Fleet", (x) => rolloutLink(x.id, `${x.owner}/${x.fleet}`)],
+    ["Version", (x) => releaseLink(x.release, x.version)],
     ["State", (x) => statusBadge(x.status)],
     ["Approvals", (x) => `${x.approvals.length} of ${x.threshold} needed (${x.approvals.join(", ") || "none"})${x.rejection ? `; rejected by ${x.rejection.org}: ${x.rejection.reason}` : ""}`],
     ["Progress", (x) => (x.target_devices
@@ -638,21 +661,42 @@ function renderExposure(el, e, versions) {
 
 async function pageDevice(root, r, alive) {
   const id = r.arg.toLowerCase();
+  const tampered = r.query.get("proof") === "tampered";
   root.append(h("h1", {}, "Device ", h("code", { class: "mono" }, id)));
   if (!HEX40.test(id)) {
     root.append(errorBox("Not a device id", "a device id is 40 hex digits"));
     return;
   }
+  // Ask the fleet index first: an unknown id is an answer, not an HTTP error.
+  const known = await api(`/v1/devices?q=${id}&limit=1`);
+  if (!alive()) return;
+  if (!known.total) {
+    root.append(card("Not on this ledger", h("p", { "data-test": "device-unknown" },
+      `No device ${id} is registered on this ledger (read at height ${fmt(known.height)}). `,
+      h("a", { href: `#/fleet?q=${id.slice(0, 8)}` }, "Devices with a similar id"))));
+    return;
+  }
+  const verify = h("p", { class: "verify", "data-test": "device-verify-status", role: "status" }, "verifying in the browser…");
   const ident = slot("Identity");
   const att = slot("Attestation");
   const own = slot("Ownership history");
   const fw = slot("Firmware updates");
   const data = slot("Data chains and anomalies");
   const audit = slot("Grants, key releases, commands and receipts");
-  root.append(h("div", { class: "grid" }, ident.el, att.el), own.el, fw.el, data.el, audit.el);
+  root.append(
+    card("Browser verification", verify, h("p", { class: "note" }, tampered
+      ? "Using the test hook's altered device record."
+      : "The device record, installed firmware and chain heads are checked here against the state root a quorum-signed checkpoint binds (WebCrypto SHA-256 and Ed25519).")),
+    h("div", { class: "grid" }, ident.el, att.el), own.el, fw.el, data.el, audit.el);
+  let shown = null;
+  const verifier = window.chipledgerVerify;
+  const verifying = verifier && typeof verifier.verifyDevice === "function"
+    ? verifier.verifyDevice(id, { tampered })
+    : Promise.resolve({ ok: false, error: "the verifier (verify.js) did not load" });
   await Promise.all([
     guarded(ident.body, "Device unavailable", async () => {
       const [d, cas] = await Promise.all([api(`/v1/devices/${id}`), api("/v1/cas").catch(() => [])]);
+      shown = d;
       if (alive()) renderIdentity(ident.body, att.body, d, cas);
     }).then((ok) => ok || fill(att.body, h("p", { class: "note" }, "No device record."))),
     guarded(own.body, "History unavailable", async () => {
@@ -672,6 +716,29 @@ async function pageDevice(root, r, alive) {
       if (alive()) fill(audit.body, auditTable(a, "device-audit-table"));
     }),
   ]);
+  const [ok, text] = deviceVerdict(await verifying, shown);
+  if (!alive()) return;
+  verify.textContent = text;
+  verify.className = `verify ${ok ? "ok" : "bad"}`;
+  verify.dataset.result = ok ? "ok" : "failed";
+}
+
+/** The sentence for a `verifyDevice` result; also checks it against what the page shows. */
+function deviceVerdict(res, shown) {
+  if (!res || !res.ok) return [false, `verification failed: ${(res && res.error) || "no result"}`];
+  const d = res.device;
+  const shownVersion = shown && shown.attestation ? shown.attestation.swversion : null;
+  if (shown && (shown.owner !== d.owner || (shownVersion !== d.attestedVersion && shown.attestation && shown.attestation.height <= res.stateHeight))) {
+    return [false, `verification failed: the page shows owner ${shown.owner}, attested ${shownVersion || "none"}, but the ledger proves owner ${d.owner}, attested ${d.attestedVersion || "none"}`];
+  }
+  const parts = [
+    `owner ${d.owner}`,
+    `attested firmware ${d.attestedVersion || "none"}`,
+    `installed ${res.installed ? res.installed.version : "none"}`,
+    `${res.heads.length} data chain head${res.heads.length === 1 ? "" : "s"}`,
+  ];
+  if (d.revoked) parts.unshift("revoked");
+  return [true, `verified against checkpoint ${res.size} signed by ${res.signers} of ${res.n} validators (state at height ${fmt(res.stateHeight)}): ${parts.join(", ")}`];
 }
 
 function renderIdentity(el, attEl, d, cas) {
@@ -679,9 +746,9 @@ function renderIdentity(el, attEl, d, cas) {
   fill(el, kv([
     ["Status", statusBadge(d.status)],
     ["Model", String(d.model)],
-    ["Owner", d.owner],
-    d.offered_to && ["Offered to", d.offered_to],
-    ["Manufacturer", d.manufacturer],
+    ["Owner", orgLink(d.owner)],
+    d.offered_to && ["Offered to", orgLink(d.offered_to)],
+    ["Manufacturer", orgLink(d.manufacturer)],
     ["Manufacturer CA", [h("code", { title: d.ca }, short(d.ca, 16)), ca ? ` (${ca.org}, models ${ca.models.map(([a, b]) => `${a}–${b}`).join(", ")}${ca.revoked ? `; revoked at ${ca.revoked.height}: ${ca.revoked.reason}` : ""})` : ""]],
     ["Registered at", `height ${fmt(d.registered_height)}`],
     d.revoked && ["Revoked", `height ${d.revoked.height} by ${d.revoked.by}: ${d.revoked.reason}`],
@@ -718,7 +785,7 @@ function renderDeviceFirmware(el, f) {
       ["Release", h("code", { title: i.release }, short(i.release, 16))],
       ["Install evidence", [`height ${fmt(i.height)} `, txLink(i.tx)]],
     ]) : h("p", { class: "note" }, "No attested install on the ledger."),
-    h("p", { class: "note" }, `The node sends the installed record with a sparse-Merkle proof against the state root at height ${fmt(f.state_height)}, which the newest final checkpoint binds (the chipledger CLI checks it; this page does not).`),
+    h("p", { class: "note" }, `The installed record above is proven against the state root at height ${fmt(f.state_height)}; the browser verification at the top of this page checks it.`),
     table("Attested installs", [
       ["Height", (e) => fmt(e.height), true],
       ["Version", (e) => e.version],
@@ -762,9 +829,9 @@ function auditTable(a, testId) {
       ["Height", (e) => fmt(e.height), true],
       ["Time", (e) => time(e.timestamp_ms)],
       ["Kind", (e) => e.kind],
-      ["Actor", (e) => e.actor],
+      ["Actor", (e) => orgLink(e.actor)],
       ["Summary", (e) => e.summary],
-      ["Transaction", (e) => txLink(e.tx)],
+      ["Transaction", (e) => (e.kind === "grant" || e.kind === "purchase" ? [txLink(e.tx), " ", h("a", { href: `#/grant/${e.tx}` }, "grant")] : txLink(e.tx))],
     ], a.entries, { "data-test": testId }),
   ];
 }
@@ -835,6 +902,201 @@ function auditForm([type, value], kind, orgs) {
     go(`#/audit?${q}`);
   });
   return form;
+}
+
+// ---- detail pages: release, rollout, organisation, grant -----------------------------------
+
+async function pageRelease(root, r, alive) {
+  const id = r.arg.toLowerCase();
+  root.append(h("h1", {}, "Release ", h("code", { class: "mono" }, short(id, 24))));
+  if (!HEX64.test(id)) {
+    root.append(errorBox("Not a release id", "a release id is 64 hex digits"));
+    return;
+  }
+  const list = await api("/v1/firmware/releases");
+  if (!alive()) return;
+  if (!list.releases.some((x) => x.id === id)) {
+    root.append(card("Not on this ledger", h("p", { "data-test": "release-unknown" }, `No release ${id} has been published.`)));
+    return;
+  }
+  const [d, devs, ro] = await Promise.all([
+    api(`/v1/firmware/releases/${id}`),
+    api(`/v1/firmware/releases/${id}/devices?limit=${FLEET_PAGE}`),
+    api("/v1/firmware/rollouts"),
+  ]);
+  if (!alive()) return;
+  const x = d.release;
+  const c = d.certification;
+  root.append(
+    card("Release", kv([
+      ["Version", h("strong", { "data-test": "release-version" }, x.version)],
+      ["Publisher", orgLink(x.publisher)],
+      ["Security version", String(x.security_version)],
+      ["Models", x.models.join(", ")],
+      ["Applies to", `${x.min_applicable} – ${x.max_applicable}`],
+      ["Fixes", x.fixes.join(", ") || "–"],
+      ["Known CVEs", d.vulnerabilities.join(", ") || "none reported"],
+      ["Certification", c ? [statusBadge(c.status), ` (${c.history.map((e) => `${e.auditor}: ${e.status}${e.note ? `, ${e.note}` : ""} at height ${fmt(e.height)}`).join("; ")})`] : "none"],
+      ["Image", [h("code", { title: x.image_digest }, short(x.image_digest, 24)), ` (${fmt(x.image_size)} bytes)`]],
+      ["Published", [`height ${fmt(x.published_height)} `, txLink(x.published_tx)]],
+      ["Withdrawn", x.withdrawn ? `height ${x.withdrawn.height}: ${x.withdrawn.reason}` : "no"],
+      ["Devices running it", fmt(d.devices)],
+    ])),
+    card("Rollouts of this release", table("Rollouts", [
+      ["Fleet", (o) => rolloutLink(o.id, `${o.owner}/${o.fleet}`)],
+      ["State", (o) => statusBadge(o.status)],
+      ["Succeeded", (o) => fmt(o.counts.succeeded), true],
+      ["Failed", (o) => fmt(o.counts.failed), true],
+      ["Targets", (o) => fmt(o.target_devices), true],
+    ], ro.rollouts.filter((o) => o.release === id), { "data-test": "release-rollouts-table" })),
+    card(`Devices running it (first ${FLEET_PAGE} of ${fmt(devs.count)})`, table("Devices", [
+      ["Device", (e) => deviceLink(e.device)],
+      ["Installed at", (e) => `height ${fmt(e.height)}`, true],
+    ], devs.devices, { "data-test": "release-devices-table" })));
+}
+
+async function pageRollout(root, r, alive) {
+  const id = r.arg.toLowerCase();
+  root.append(h("h1", {}, "Rollout ", h("code", { class: "mono" }, short(id, 24))));
+  if (!HEX64.test(id)) {
+    root.append(errorBox("Not a rollout id", "a rollout id is 64 hex digits"));
+    return;
+  }
+  const list = await api("/v1/firmware/rollouts");
+  if (!alive()) return;
+  if (!list.rollouts.some((x) => x.id === id)) {
+    root.append(card("Not on this ledger", h("p", { "data-test": "rollout-unknown" }, `No rollout ${id} exists.`)));
+    return;
+  }
+  const d = await api(`/v1/firmware/rollouts/${id}`);
+  if (!alive()) return;
+  const x = d.rollout;
+  const done = x.counts.succeeded + x.counts.failed;
+  root.append(
+    card("Rollout", kv([
+      ["Fleet", `${x.owner}/${x.fleet}`],
+      ["Release", releaseLink(x.release, x.version)],
+      ["State", h("span", { "data-test": "rollout-status" }, statusBadge(x.status))],
+      ["Approvals", `${x.approvals.length} of ${x.threshold} needed from ${x.approvers.join(", ")} (given: ${x.approvals.join(", ") || "none"})`],
+      x.rejection && ["Rejected", `by ${x.rejection.org}: ${x.rejection.reason}`],
+      ["Pace", `${fmt(x.rate_devices_per_min)} devices/min in waves of ${fmt(x.wave_size)}; aborts above ${x.abort_failure_pct}% failures`],
+      ["Certified release required", x.require_certified ? "yes" : "no"],
+      ["Progress", x.target_devices ? [h("progress", { max: x.target_devices, value: done, "aria-label": `${done} of ${x.target_devices} devices done` }), ` ${done}/${x.target_devices}, ${fmt(x.attested)} attested`] : "no targets"],
+      ["Created", [`height ${fmt(x.created_height)} `, txLink(x.id)]],
+    ])),
+    card("Devices by state", barChart("Devices by state", Object.entries(x.counts).filter(([, n]) => n > 0))),
+    card("Devices", table("Per-device state (device reports)", [
+      ["Device", (e) => deviceLink(e.device)],
+      ["State", (e) => e.state],
+      ["Result", (e) => e.result_text || String(e.result)],
+      ["Height", (e) => fmt(e.height), true],
+    ], d.devices, { "data-test": "rollout-devices-table" })));
+}
+
+async function pageOrg(root, r, alive) {
+  const name = r.arg;
+  root.append(h("h1", {}, "Organisation ", h("code", {}, name)));
+  const orgs = await api("/v1/orgs");
+  if (!alive()) return;
+  const o = orgs.find((x) => x.name === name);
+  if (!o) {
+    root.append(card("Not on this ledger", h("p", { "data-test": "org-unknown" }, `No organisation ${JSON.stringify(name)} is a member.`)));
+    return;
+  }
+  const q = encodeURIComponent(name);
+  const [owned, made, credits, given, received] = await Promise.all([
+    api(`/v1/devices?owner=${q}&limit=1`),
+    api(`/v1/devices?manufacturer=${q}&limit=1`),
+    api(`/v1/access/credits/${q}`),
+    api(`/v1/access/grants?owner=${q}`),
+    api(`/v1/access/grants?grantee=${q}`),
+  ]);
+  if (!alive()) return;
+  const grants = (caption, list, testId) => table(caption, [
+    ["Grant", (g) => grantLink(g.id)],
+    ["Owner", (g) => orgLink(g.owner)],
+    ["Grantee", (g) => granteeText(g.grantee)],
+    ["Purpose", (g) => g.purpose],
+    ["Active", (g) => (g.active ? "yes" : g.revoked ? `revoked: ${g.revoked.reason}` : "no")],
+  ], list, { "data-test": testId });
+  root.append(
+    card("Membership", kv([
+      ["Roles", h("span", { "data-test": "org-roles" }, o.roles.join(", "))],
+      ["Member since", `height ${fmt(o.added_height)}`],
+      o.removed_height !== null && o.removed_height !== undefined && ["Removed", `height ${fmt(o.removed_height)}`],
+      ["Transactions signed", fmt(o.last_seq)],
+      ["Devices owned", h("a", { href: `#/fleet?owner=${q}` }, fmt(owned.total))],
+      ["Devices manufactured", h("a", { href: `#/fleet?manufacturer=${q}` }, fmt(made.total))],
+      ["Data credits", fmt(credits.balance)],
+      ["Audit trail", h("a", { href: `#/audit?org=${q}` }, "every key release, purchase, command and receipt")],
+    ])),
+    card("Keys", table("Signing keys", [
+      ["Key", (k) => h("code", { title: k.key }, short(k.key, 32))],
+      ["Valid from", (k) => `height ${fmt(k.from_height)}`],
+      ["Until", (k) => (k.until_height === null ? "–" : `height ${fmt(k.until_height)}`)],
+    ], o.keys)),
+    card("Grants given", grants("Grants this organisation gave", given.grants, "org-grants-given")),
+    card("Grants received", grants("Grants to this organisation", received.grants, "org-grants-received")));
+}
+
+function granteeText(g) {
+  if (g.org) return orgLink(g.org);
+  return h("code", { title: g.key || g.key_hash || "" }, `key ${short(g.key_hash || g.key || "", 16)}`);
+}
+
+async function pageGrant(root, r, alive) {
+  const id = r.arg.toLowerCase();
+  root.append(h("h1", {}, "Grant ", h("code", { class: "mono" }, short(id, 24))));
+  if (!HEX64.test(id)) {
+    root.append(errorBox("Not a grant id", "a grant id is 64 hex digits"));
+    return;
+  }
+  const verify = h("p", { class: "verify", "data-test": "grant-verify-status", role: "status" }, "verifying in the browser…");
+  const st = await api(`/v1/tx/${id}`);
+  if (!alive()) return;
+  if (st.status !== "final") {
+    root.append(card("Not on this ledger", h("p", { "data-test": "grant-unknown" }, `No final grant ${id} (transaction ${st.status}).`)));
+    return;
+  }
+  const g = await api(`/v1/access/grants/${id}`);
+  if (!alive()) return;
+  const sc = g.scope;
+  root.append(
+    card("Browser verification", verify, h("p", { class: "note" }, "The grant record is checked here against the state root a quorum-signed checkpoint binds.")),
+    card("Grant", kv([
+      ["Owner", orgLink(g.owner)],
+      ["Grantee", granteeText(g.grantee)],
+      ["Purpose", h("span", { "data-test": "grant-purpose" }, g.purpose)],
+      ["Status", statusBadge(g.active ? "active" : g.revoked ? "revoked" : "expired")],
+      g.revoked && ["Revoked", `height ${fmt(g.revoked.height)} (${time(g.revoked.timestamp_ms)}): ${g.revoked.reason}`],
+      ["Devices", sc.devices.length ? h("span", {}, ...sc.devices.flatMap((d) => [deviceLink(d), " "])) : "–"],
+      ["Tags", sc.tags.join(", ") || "–"],
+      ["Streams", sc.streams.join(", ") || "all"],
+      ["Records from", `${time(sc.from_ms)} to ${time(sc.until_ms)}`],
+      ["Expires", time(g.expires_ms)],
+      ["Price", g.price === null || g.price === undefined ? "free" : `${fmt(g.price)} credits`],
+      ["Created", [`height ${fmt(g.created_height)} `, txLink(g.id)]],
+      ["Key releases", fmt(g.releases)],
+    ])),
+    card("Trail", h("p", {}, h("a", { href: `#/audit?org=${encodeURIComponent(g.owner)}` }, `The owner's audit trail`), " lists this grant's key releases.")));
+  let ok = false, text;
+  try {
+    const v = window.chipledgerVerify;
+    if (!g.state_proof) throw new Error("the node sent no state proof yet; reload shortly");
+    const [validators, status] = await Promise.all([api("/v1/validators"), api("/v1/status")]);
+    const res = await v.verifyStateProofs(g.state_proof, [`access/grant/${id}`], validators, status.chain_id);
+    const proven = res.values[0];
+    if (proven === null) throw new Error("the ledger proves no such grant");
+    if (v.bytesToHex(proven) !== g.record_cbor) throw new Error("the grant record shown is not the one the ledger holds");
+    ok = true;
+    text = `verified against checkpoint ${res.size} signed by ${res.signers} of ${res.n} validators (state at height ${fmt(Number(res.stateHeight))}): the grant record shown is the one the ledger holds`;
+  } catch (e) {
+    text = `verification failed: ${e && e.message ? e.message : e}`;
+  }
+  if (!alive()) return;
+  verify.textContent = text;
+  verify.className = `verify ${ok ? "ok" : "bad"}`;
+  verify.dataset.result = ok ? "ok" : "failed";
 }
 
 // ---- transaction ---------------------------------------------------------------------------
@@ -961,46 +1223,11 @@ function bytesToHex(b) {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Decode one CBOR item; throws on malformed or over-limit input. */
+/** Decode one CBOR item (verify.js's bounded decoder); throws on malformed input. */
 function decodeCbor(bytes) {
-  let pos = 0, items = 0;
-  const need = (n) => {
-    if (pos + n > bytes.length) throw new Error("truncated CBOR");
-  };
-  const arg = (info) => {
-    if (info < 24) return info;
-    const len = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
-    if (!len) throw new Error("unsupported CBOR length");
-    need(len);
-    let v = 0n;
-    for (let i = 0; i < len; i++) v = (v << 8n) | BigInt(bytes[pos++]);
-    return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-  };
-  const item = (depth) => {
-    if (depth > MAX_CBOR_DEPTH || ++items > MAX_CBOR_ITEMS) throw new Error("CBOR too deep or too large");
-    need(1);
-    const ib = bytes[pos++], major = ib >> 5, info = ib & 31;
-    if (major === 7) return simple(info);
-    const n = arg(info);
-    const len = typeof n === "bigint" ? Infinity : n;
-    switch (major) {
-      case 0: return n;
-      case 1: return typeof n === "bigint" ? -1n - n : -1 - n;
-      case 2: need(len); pos += len; return bytes.slice(pos - len, pos);
-      case 3: need(len); pos += len; return new TextDecoder().decode(bytes.slice(pos - len, pos));
-      case 4: { need(len); const a = []; for (let i = 0; i < len; i++) a.push(item(depth + 1)); return a; }
-      case 5: { need(len); const m = new Map(); for (let i = 0; i < len; i++) m.set(item(depth + 1), item(depth + 1)); return m; }
-      default: return { tag: n, value: item(depth + 1) };
-    }
-  };
-  const simple = (info) => {
-    if (info === 20) return false;
-    if (info === 21) return true;
-    if (info === 22) return null;
-    if (info === 27) { need(8); const v = new DataView(bytes.buffer, bytes.byteOffset + pos, 8).getFloat64(0); pos += 8; return v; }
-    throw new Error("unsupported CBOR simple value");
-  };
-  return item(0);
+  const v = window.chipledgerVerify;
+  if (!v || typeof v.decodeCbor !== "function") throw new Error("the verifier (verify.js) did not load");
+  return v.decodeCbor(bytes);
 }
 
 /** CBOR diagnostic notation (RFC 8949 §8), long byte strings shortened. */

@@ -35,6 +35,14 @@
   const MAX_EXTENSION_LINES = 16;
   /** Origin of every chipledger log: `chipledger.example/<chain id>` (genesis.rs `log_origin`). */
   const ORIGIN_PREFIX = "chipledger.example/";
+  /** State proofs (state_proof.rs): the checkpoint line prefix and the longest proof path. */
+  const STATE_EXTENSION_PREFIX = "chipledger-state";
+  const MAX_PROOF_SIBLINGS = 256;
+  /** How often `verifyDevice` asks again while the checkpoint lags the tip. */
+  const DEVICE_PROOF_TRIES = 8;
+  /** Limits of the CBOR decoder. */
+  const MAX_CBOR_DEPTH = 24;
+  const MAX_CBOR_ITEMS = 100000;
 
   const utf8 = new TextEncoder();
 
@@ -443,6 +451,267 @@
     };
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // State proofs (types/src/state_proof.rs): a sparse Merkle tree keyed by SHA-256(key), empty
+  // subtree = 32 zero bytes, leaf = SHA-256(0x00 ‖ key hash ‖ SHA-256(value)), branch =
+  // SHA-256(0x01 ‖ left ‖ right); the checkpoint line `chipledger-state <height> <base64 root>`
+  // binds the root.
+
+  function keyBit(keyHash, depth) {
+    return ((keyHash[depth >> 3] >> (7 - (depth & 7))) & 1) === 1;
+  }
+
+  function hash32(s, what) {
+    const b = hexToBytes(s, what);
+    if (b.length !== HASH_BYTES) fail(`${what} is not 32 bytes`);
+    return b;
+  }
+
+  /** The (height, root) of the checkpoint's first well-formed `chipledger-state` line, or null. */
+  function stateLine(checkpoint) {
+    for (const line of checkpoint.extensions || []) {
+      const parts = line.split(" ");
+      if (parts.length !== 3 || parts[0] !== STATE_EXTENSION_PREFIX) continue;
+      const height = parseDecimalU64(parts[1]);
+      const rootHash = base64ToBytes(parts[2]);
+      if (height !== null && rootHash !== null && rootHash.length === HASH_BYTES) return { height, root: rootHash };
+    }
+    return null;
+  }
+
+  /**
+   * Checks one proven state value `{key, value, siblings, leaf}` (the node's `ProvenValue`)
+   * against `stateRoot`: the value's bytes, or null when the proof shows the key is absent.
+   */
+  async function verifyStateValue(stateRoot, expectedKey, pv) {
+    if (!pv || pv.key !== expectedKey) {
+      fail(`the proof is for state key ${JSON.stringify(pv && pv.key)}, not ${JSON.stringify(expectedKey)}`);
+    }
+    const siblings = pv.siblings || [];
+    if (!Array.isArray(siblings) || siblings.length > MAX_PROOF_SIBLINGS) {
+      fail(`the proof of ${expectedKey} has more than ${MAX_PROOF_SIBLINGS} siblings`);
+    }
+    const path = siblings.map((x) => hash32(x, "proof sibling"));
+    const keyHash = await sha256(utf8.encode(pv.key));
+    const value = pv.value === null || pv.value === undefined ? null : hexToBytes(pv.value, "state value");
+    const valueHash = value === null ? null : await sha256(value);
+    const leaf = pv.leaf ? [hash32(pv.leaf[0], "leaf key hash"), hash32(pv.leaf[1], "leaf value hash")] : null;
+    const mismatch = () => fail(`the proof of ${expectedKey} does not lead to the state root`);
+    let acc;
+    if (leaf && equalBytes(leaf[0], keyHash)) {
+      if (valueHash === null || !equalBytes(leaf[1], valueHash)) mismatch();
+      acc = await sha256(concat(Uint8Array.of(0x00), leaf[0], leaf[1]));
+    } else if (leaf && valueHash === null) {
+      // Another key's leaf proves absence only if it sits on this key's path.
+      for (let i = 0; i < path.length; i++) {
+        if (keyBit(leaf[0], i) !== keyBit(keyHash, i)) fail(`the proof's leaf is not on the path of ${expectedKey}`);
+      }
+      acc = await sha256(concat(Uint8Array.of(0x00), leaf[0], leaf[1]));
+    } else if (!leaf && valueHash === null) {
+      acc = new Uint8Array(HASH_BYTES);
+    } else {
+      mismatch();
+    }
+    for (let i = path.length - 1; i >= 0; i--) {
+      acc = keyBit(keyHash, i) ? await hashChildren(path[i], acc) : await hashChildren(acc, path[i]);
+    }
+    if (!equalBytes(acc, stateRoot)) mismatch();
+    return value;
+  }
+
+  /**
+   * Checks a node's `StateProofs` ({checkpoint, state_height, state_root, values}): the
+   * checkpoint is signed by a quorum of `validators`, its state line binds `state_root`, and
+   * each of `values` proves the key at the same position of `keys`. Returns the checkpoint
+   * facts and the proven values (bytes or null).
+   */
+  async function verifyStateProofs(proofs, keys, validators, chainId) {
+    if (!proofs || typeof proofs.checkpoint !== "string") fail("no state proofs");
+    const { keys: vkeys, n } = await validatorKeys(validators);
+    const origin = chainId ? ORIGIN_PREFIX + chainId : undefined;
+    const { checkpoint, signers, quorum } = await checkCheckpoint(proofs.checkpoint, vkeys, n, origin);
+    const line = stateLine(checkpoint);
+    if (!line) fail("the checkpoint binds no state root");
+    const stateRoot = hash32(proofs.state_root, "state root");
+    if (!equalBytes(line.root, stateRoot) || line.height !== toU64(proofs.state_height, "state height")) {
+      fail("the proofs are not against the state root the checkpoint binds");
+    }
+    const values = proofs.values || [];
+    if (values.length !== keys.length) fail(`${values.length} proofs for ${keys.length} keys`);
+    const out = [];
+    for (let i = 0; i < keys.length; i++) out.push(await verifyStateValue(stateRoot, keys[i], values[i]));
+    return { size: checkpoint.size, stateHeight: line.height, signers, n, quorum, values: out };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // A small, bounded CBOR decoder (RFC 8949): definite lengths, the types the ledger writes.
+
+  function decodeCbor(bytes) {
+    let pos = 0;
+    let items = 0;
+    const need = (n) => {
+      if (pos + n > bytes.length) fail("truncated CBOR");
+    };
+    const arg = (info) => {
+      if (info < 24) return info;
+      const len = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+      if (!len) fail("unsupported CBOR length");
+      need(len);
+      let v = 0n;
+      for (let i = 0; i < len; i++) v = (v << 8n) | BigInt(bytes[pos++]);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    };
+    const simple = (info) => {
+      if (info === 20) return false;
+      if (info === 21) return true;
+      if (info === 22) return null;
+      if (info === 27) {
+        need(8);
+        const v = new DataView(bytes.buffer, bytes.byteOffset + pos, 8).getFloat64(0);
+        pos += 8;
+        return v;
+      }
+      return fail("unsupported CBOR simple value");
+    };
+    const item = (depth) => {
+      if (depth > MAX_CBOR_DEPTH || ++items > MAX_CBOR_ITEMS) fail("CBOR too deep or too large");
+      need(1);
+      const ib = bytes[pos++];
+      const major = ib >> 5;
+      const info = ib & 31;
+      if (major === 7) return simple(info);
+      const n = arg(info);
+      const len = typeof n === "bigint" ? Infinity : n;
+      switch (major) {
+        case 0:
+          return n;
+        case 1:
+          return typeof n === "bigint" ? -1n - n : -1 - n;
+        case 2:
+          need(len);
+          pos += len;
+          return bytes.slice(pos - len, pos);
+        case 3:
+          need(len);
+          pos += len;
+          return new TextDecoder("utf-8", { fatal: true }).decode(bytes.slice(pos - len, pos));
+        case 4: {
+          need(len);
+          const a = [];
+          for (let i = 0; i < len; i++) a.push(item(depth + 1));
+          return a;
+        }
+        case 5: {
+          need(len);
+          const m = new Map();
+          for (let i = 0; i < len; i++) m.set(item(depth + 1), item(depth + 1));
+          return m;
+        }
+        default:
+          return { tag: n, value: item(depth + 1) };
+      }
+    };
+    const v = item(0);
+    if (pos !== bytes.length) fail("trailing bytes after the CBOR item");
+    return v;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // A device's proven state (`/v1/devices/{id}/proofs`), decoded as `state/src/model.rs` and
+  // `types/src/{firmware_tx,data_tx}.rs` encode it.
+
+  function decodeDeviceRecord(bytes) {
+    const r = decodeCbor(bytes);
+    if (!Array.isArray(r) || r.length !== 11) fail("the proven device record is not an 11-field array");
+    const att = r[9];
+    if (att !== null && (!Array.isArray(att) || att.length !== 6)) fail("the proven attestation is malformed");
+    return {
+      id: r[0] instanceof Uint8Array ? bytesToHex(r[0]) : null,
+      manufacturer: r[1],
+      model: r[3],
+      owner: r[5],
+      offeredTo: r[6],
+      registeredHeight: r[7],
+      revoked: r[8] !== null,
+      attestedVersion: att ? att[2] : null,
+      attestedName: att ? att[1] : null,
+      attestedHeight: att ? att[0] : null,
+    };
+  }
+
+  function decodeInstalled(bytes) {
+    const r = decodeCbor(bytes);
+    if (!Array.isArray(r) || r.length !== 5) fail("the proven installed firmware is not a 5-field array");
+    return { release: bytesToHex(r[0]), version: r[1], securityVersion: r[2], height: r[3], tx: bytesToHex(r[4]) };
+  }
+
+  function decodeHead(bytes) {
+    const r = decodeCbor(bytes);
+    if (!Array.isArray(r) || r.length !== 8) fail("the proven chain head is not an 8-field array");
+    return { seq: r[0], hash: bytesToHex(r[1]), trust: r[2], records: r[3], missing: r[4], gateway: r[5], batchSeq: r[6], height: r[7] };
+  }
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  /**
+   * Verifies device `id`'s state against the node, trusting only WebCrypto and the validator
+   * set: its record, installed firmware and chain heads, proven under the state root of a
+   * checkpoint signed by a quorum. Options as `verifyTx` (`tampered` asks the test hook for a
+   * device record the node altered). Returns {ok: true, size, stateHeight, signers, n, quorum,
+   * device, installed, heads: [{stream, …}]} or {ok: false, error}.
+   */
+  async function verifyDevice(id, options = {}) {
+    try {
+      return await verifyDeviceOrThrow(id, options);
+    } catch (e) {
+      return { ok: false, error: e && e.message ? e.message : String(e) };
+    }
+  }
+
+  async function verifyDeviceOrThrow(idIn, options) {
+    const fetchFn = options.fetch || root.fetch.bind(root);
+    const base = options.base || "";
+    const tampered = options.tampered !== undefined ? options.tampered : wantsTamperedProof(options.location || root.location);
+    if (typeof idIn !== "string" || !/^[0-9a-fA-F]{40}$/.test(idIn)) fail("a device id is 40 hex characters");
+    const id = idIn.toLowerCase();
+    const path = tampered ? `/v1/test/tampered-device-proofs/${id}` : `/v1/devices/${id}/proofs`;
+    let body = null;
+    for (let attempt = 0; ; attempt++) {
+      body = await getJson(fetchFn, base, path);
+      if (body && body.proofs) break;
+      if (attempt + 1 >= DEVICE_PROOF_TRIES) fail("no final checkpoint binds the current state yet; retry shortly");
+      await sleep(Math.min(Number(body && body.retry_after_ms) || 1000, 5000));
+    }
+    const [validators, nodeStatus] = await Promise.all([
+      getJson(fetchFn, base, "/v1/validators"),
+      getJson(fetchFn, base, "/v1/status"),
+    ]);
+    // The keys this page asks for are its own: device record and installed firmware; chain
+    // heads only under this device's prefix.
+    const keys = [`device/${id}`, `fw/installed/${id}`];
+    const heads = (body.keys || []).slice(2);
+    const headPrefix = `data/head/${id}/`;
+    for (const k of heads) {
+      if (typeof k !== "string" || !k.startsWith(headPrefix)) fail(`state key ${JSON.stringify(k)} is not a chain head of this device`);
+      keys.push(k);
+    }
+    const res = await verifyStateProofs(body.proofs, keys, validators, nodeStatus && nodeStatus.chain_id);
+    const [record, installed, ...headValues] = res.values;
+    if (record === null) fail(`the ledger proves device ${id} is not registered`);
+    const device = decodeDeviceRecord(record);
+    return {
+      ok: true,
+      size: Number(res.size),
+      stateHeight: Number(res.stateHeight),
+      signers: res.signers,
+      n: res.n,
+      quorum: res.quorum,
+      device,
+      installed: installed === null ? null : decodeInstalled(installed),
+      heads: heads.map((k, i) => ({ stream: k.slice(headPrefix.length), ...(headValues[i] ? decodeHead(headValues[i]) : { absent: true }) })),
+    };
+  }
+
   /** The sentence the page shows for a `verifyTx` result. */
   function renderStatus(result) {
     if (result && result.ok) {
@@ -453,6 +722,11 @@
 
   root.chipledgerVerify = {
     verifyTx,
+    verifyDevice,
+    verifyStateValue,
+    verifyStateProofs,
+    stateLine,
+    decodeCbor,
     renderStatus,
     sha256,
     hashLeaf,

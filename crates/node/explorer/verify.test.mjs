@@ -278,3 +278,55 @@ test("verifyTx against a real node's answers", withFixture, async () => {
   assert.match(unknown.error, /answered 404/);
   assert.match((await V.verifyTx("xyz", { fetch })).error, /64 hex characters/);
 });
+
+test("Rust sparse-Merkle state proofs verify under a Rust-signed state line; altered ones do not", withFixture, async () => {
+  const f = fixture.state;
+  const all = [...f.present, ...f.absent];
+  const proofs = { checkpoint: f.checkpoint, state_height: f.state_height, state_root: f.state_root, values: all };
+  const keys = all.map((p) => p.key);
+  const res = await V.verifyStateProofs(proofs, keys, f.validators, "state");
+  assert.deepEqual([res.signers, res.n, res.quorum, res.stateHeight], [3, 4, 3, BigInt(f.state_height)]);
+  assert.deepEqual(
+    res.values.map((v) => (v === null ? null : V.bytesToHex(v))),
+    all.map((p) => p.value),
+  );
+  const vkeys = [];
+  for (const v of f.validators) vkeys.push(await V.parseVerifierKey(v.note_verifier_key));
+  const cp = V.parseCheckpoint((await V.openNote(f.checkpoint, vkeys)).text);
+  assert.equal(V.bytesToHex(V.stateLine(cp).root), f.state_root);
+  const root = hex(f.state_root);
+
+  // A value the node altered, a proof for another key, a claimed value for an absent key, an
+  // absent key's proof reused for a present one, a flipped sibling: all refused.
+  const p0 = f.present[0];
+  const flip = (h) => (parseInt(h.slice(0, 2), 16) ^ 0xff).toString(16).padStart(2, "0") + h.slice(2);
+  await assert.rejects(V.verifyStateValue(root, p0.key, { ...p0, value: flip(p0.value) }), /does not lead to the state root/);
+  await assert.rejects(V.verifyStateValue(root, f.present[1].key, p0), /is for state key/);
+  const a0 = f.absent.find((p) => p.leaf !== null);
+  await assert.rejects(V.verifyStateValue(root, a0.key, { ...a0, value: "00" }), /does not lead to the state root/);
+  await assert.rejects(V.verifyStateValue(root, f.present[1].key, { ...p0, key: f.present[1].key, value: null }));
+  if (p0.siblings.length > 0) {
+    const siblings = [...p0.siblings];
+    siblings[siblings.length - 1] = flip(siblings[siblings.length - 1]);
+    await assert.rejects(V.verifyStateValue(root, p0.key, { ...p0, siblings }), /does not lead to the state root/);
+  }
+  await assert.rejects(V.verifyStateValue(root, p0.key, { ...p0, siblings: Array(257).fill("00".repeat(32)) }), /more than 256 siblings/);
+
+  // Proofs against another root than the checkpoint's, or in another order than asked.
+  await assert.rejects(V.verifyStateProofs({ ...proofs, state_root: "11".repeat(32) }, keys, f.validators, "state"), /not against the state root/);
+  await assert.rejects(V.verifyStateProofs(proofs, [...keys].reverse(), f.validators, "state"), /is for state key/);
+  await assert.rejects(V.verifyStateProofs(proofs, keys, f.validators, "other"), /origin/);
+});
+
+test("the CBOR decoder: definite items, limits, trailing bytes", () => {
+  assert.deepEqual(V.decodeCbor(hex("83010203")), [1, 2, 3]);
+  assert.equal(V.decodeCbor(hex("6449455446")), "IETF");
+  assert.deepEqual(V.decodeCbor(hex("4401020304")), Uint8Array.of(1, 2, 3, 4));
+  assert.equal(V.decodeCbor(hex("f6")), null);
+  assert.equal(V.decodeCbor(hex("1b000000e8d4a51000")), 1000000000000);
+  assert.throws(() => V.decodeCbor(hex("8301")), /truncated/);
+  assert.throws(() => V.decodeCbor(hex("0101")), /trailing bytes/);
+  assert.throws(() => V.decodeCbor(hex("9f01ff")), /unsupported/);
+  assert.throws(() => V.decodeCbor(hex("81".repeat(30) + "01")), /too deep/);
+  assert.throws(() => V.decodeCbor(hex("62c328")), /./); // invalid UTF-8 text
+});

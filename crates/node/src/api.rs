@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +27,7 @@ use crate::executor::{Executor, SubmitError, TxStatus};
 use crate::fleet_index::{
     DEFAULT_LIST_LIMIT, DeviceFilter, DeviceStatus, DeviceSummary, FleetQueryError, FleetStats, IdPrefix, parse_cursor,
 };
+use crate::http_guard::{RateLimitConfig, RateLimitConfigError};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -97,15 +97,9 @@ pub struct Submitted {
 
 /// Submit one transaction: the body is the canonical CBOR envelope (`application/cbor`).
 #[utoipa::path(post, path = "/v1/tx", request_body(content = Vec<u8>, content_type = "application/cbor"),
-    responses((status = 202, description = "Accepted into the mempool", body = Submitted), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 409, description = "Already known", body = ErrorBody), (status = 503, description = "Mempool full; retry later", body = ErrorBody)))]
-async fn submit_tx(State(c): State<Ctx>, body: Bytes) -> ApiResult<(StatusCode, Json<Submitted>)> {
-    if body.len() > MAX_TX_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("transaction exceeds {MAX_TX_BYTES} bytes"),
-        ));
-    }
+    responses((status = 202, description = "Accepted into the mempool", body = Submitted), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 409, description = "Already known", body = ErrorBody), (status = 413, description = "Over MAX_TX_BYTES (64 KiB)", body = ErrorBody), (status = 503, description = "Mempool full; retry later", body = ErrorBody)))]
+async fn submit_tx(State(c): State<Ctx>, body: axum::body::Body) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    let body = crate::http_guard::read_body(body, MAX_TX_BYTES, "a transaction").await?;
     let exec = c.exec.clone();
     let hash = tokio::task::spawn_blocking(move || exec.submit(body.to_vec(), true))
         .await
@@ -137,8 +131,12 @@ pub struct BatchItem {
 pub const MAX_BATCH_TXS: usize = 4096;
 
 /// Submit many transactions at once (hex-encoded); each gets its own result.
-#[utoipa::path(post, path = "/v1/txs", request_body = BatchRequest, responses((status = 200, description = "OK", body = Vec<BatchItem>), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
-async fn submit_batch(State(c): State<Ctx>, Json(req): Json<BatchRequest>) -> ApiResult<Json<Vec<BatchItem>>> {
+#[utoipa::path(post, path = "/v1/txs", request_body = BatchRequest, responses((status = 200, description = "OK", body = Vec<BatchItem>), (status = 400, description = "Bad request: a typed error", body = ErrorBody),
+    (status = 413, description = "Body over 16 MiB (`MAX_BATCH_BODY_BYTES`)", body = ErrorBody)))]
+async fn submit_batch(State(c): State<Ctx>, body: axum::body::Body) -> ApiResult<Json<Vec<BatchItem>>> {
+    let body = crate::http_guard::read_body(body, crate::http_guard::MAX_BATCH_BODY_BYTES, "a batch").await?;
+    let req: BatchRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("not a batch request: {e}")))?;
     if req.txs.len() > MAX_BATCH_TXS {
         return Err(ApiError::bad(format!("at most {MAX_BATCH_TXS} transactions per batch")));
     }
@@ -216,7 +214,7 @@ fn parse_hash(s: &str) -> ApiResult<[u8; 32]> {
 }
 
 /// Status of a transaction; once final, with its inclusion proof.
-#[utoipa::path(get, path = "/v1/tx/{hash}", params(("hash" = String, Path, description = "hex tx hash")),
+#[utoipa::path(get, path = "/v1/tx/{hash}", params(("hash" = String, Path, description = "hex tx hash", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "OK", body = TxStatusBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn tx_status(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Json<TxStatusBody>> {
     Ok(Json(tx_status_body(&c, hash)?))
@@ -273,7 +271,7 @@ pub struct TxRawBody {
 
 /// A final transaction's encoded bytes, so a client can check them against the hash and compute
 /// the log leaf itself (read from the finalized block that holds it).
-#[utoipa::path(get, path = "/v1/tx/{hash}/raw", params(("hash" = String, Path, description = "hex tx hash")),
+#[utoipa::path(get, path = "/v1/tx/{hash}/raw", params(("hash" = String, Path, description = "hex tx hash", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "OK", body = TxRawBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "Not found: the transaction is not final", body = ErrorBody)))]
 async fn tx_raw(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Json<TxRawBody>> {
@@ -323,7 +321,7 @@ fn parse_final(note: &str) -> Option<(u64, [u8; 32])> {
 
 /// A final transaction's inclusion proof in C2SP tlog-proof form (`c2sp.org/tlog-proof@v1`),
 /// against the newest final checkpoint: verifiable offline with the validators' keys.
-#[utoipa::path(get, path = "/v1/tlog-proof/{hash}", params(("hash" = String, Path, description = "hex tx hash")),
+#[utoipa::path(get, path = "/v1/tlog-proof/{hash}", params(("hash" = String, Path, description = "hex tx hash", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "OK", content_type = "text/plain", body = String), (status = 404, description = "Not found", body = ErrorBody)))]
 async fn tlog_proof(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Response> {
     let h = TxHash(parse_hash(&hash)?);
@@ -741,7 +739,7 @@ pub struct BundleQuery {
 /// and the release and `owner` approval records proven against its state root. 503 while a
 /// newer block's checkpoint is still collecting signatures (retry shortly).
 #[utoipa::path(get, path = "/v1/firmware/releases/{id}/bundle",
-    params(("id" = String, Path, description = "Release id: hex SHA-256 of the SUIT manifest"), BundleQuery),
+    params(("id" = String, Path, description = "Release id: hex SHA-256 of the SUIT manifest", pattern = "^[0-9a-f]{64}$"), BundleQuery),
     responses(
         (status = 200, description = "The bundle", content_type = "application/cbor", body = Vec<u8>),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
@@ -840,7 +838,7 @@ async fn put_blob(State(c): State<Ctx>, body: axum::body::Body) -> ApiResult<Res
 }
 
 /// A stored blob by its hex SHA-256 (re-hashed before it is served).
-#[utoipa::path(get, path = "/v1/blobs/{sha256}", params(("sha256" = String, Path, description = "Hex SHA-256 of the blob")),
+#[utoipa::path(get, path = "/v1/blobs/{sha256}", params(("sha256" = String, Path, description = "Hex SHA-256 of the blob", pattern = "^[0-9a-f]{64}$")),
     responses(
         (status = 200, description = "The blob", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
@@ -1162,7 +1160,7 @@ fn find_device(s: &dyn StateRead, id: &DeviceId) -> ApiResult<DeviceRecord> {
 }
 
 /// One device: owner, status, attested firmware, model, CA.
-#[utoipa::path(get, path = "/v1/devices/{id}", params(("id" = String, Path, description = "hex device id")),
+#[utoipa::path(get, path = "/v1/devices/{id}", params(("id" = String, Path, description = "hex device id", pattern = "^[0-9a-f]{40}$")),
     responses((status = 200, description = "The device record", body = DeviceBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 404, description = "No such device", body = ErrorBody)))]
 async fn device(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<DeviceBody>> {
     let id = parse_device(&id)?;
@@ -1204,7 +1202,7 @@ async fn device_stats(State(c): State<Ctx>) -> Json<DeviceStatsBody> {
 }
 
 /// A device's full history: registration, transfers, revocation.
-#[utoipa::path(get, path = "/v1/devices/{id}/history", params(("id" = String, Path, description = "hex device id")),
+#[utoipa::path(get, path = "/v1/devices/{id}/history", params(("id" = String, Path, description = "hex device id", pattern = "^[0-9a-f]{40}$")),
     responses((status = 200, description = "History entries, oldest first", body = Vec<HistoryBody>), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 404, description = "No such device", body = ErrorBody)))]
 async fn device_history_route(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<Vec<HistoryBody>>> {
     let id = parse_device(&id)?;
@@ -1232,7 +1230,7 @@ async fn device_history_route(State(c): State<Ctx>, Path(id): Path<String>) -> A
 }
 
 /// The device's current attestation challenge (the nonce its next EAT must carry).
-#[utoipa::path(get, path = "/v1/devices/{id}/challenge", params(("id" = String, Path, description = "hex device id")),
+#[utoipa::path(get, path = "/v1/devices/{id}/challenge", params(("id" = String, Path, description = "hex device id", pattern = "^[0-9a-f]{40}$")),
     responses((status = 200, description = "The current challenge", body = ChallengeBody), (status = 400, description = "Bad request: a typed error", body = ErrorBody), (status = 404, description = "No such device", body = ErrorBody), (status = 410, description = "The device was revoked", body = ErrorBody)))]
 async fn device_challenge(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<ChallengeBody>> {
     let id = parse_device(&id)?;
@@ -1316,10 +1314,22 @@ fn routes() -> OpenApiRouter<Ctx> {
         .merge(crate::api_audit::routes())
 }
 
-/// The OpenAPI 3.1 document of the API (served at `/openapi.json`).
+/// The OpenAPI 3.1 document of the API (served at `/openapi.json`), with the answers the shared
+/// guards give on every route ([`crate::http_guard::document_guards`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut doc = routes().split_for_parts().1;
+    crate::http_guard::document_guards(&mut doc);
+    doc
 }
+
+/// Largest body any route reads (the outer limit; each route has its own, smaller or equal).
+const MAX_ANY_BODY_BYTES: usize = {
+    let (blob, batch) = (
+        crate::blob_store::MAX_BLOB_BYTES,
+        crate::http_guard::MAX_BATCH_BODY_BYTES,
+    );
+    if blob > batch { blob } else { batch }
+};
 
 /// The router and its OpenAPI document (no blob store: `/v1/blobs` answers 503).
 pub fn router(exec: Executor) -> (Router, utoipa::openapi::OpenApi) {
@@ -1342,12 +1352,23 @@ pub fn router_with_options(
     blobs: Option<crate::blob_store::BlobStore>,
     test_hooks: bool,
 ) -> (Router, utoipa::openapi::OpenApi) {
+    router_with_limits(exec, blobs, test_hooks, RateLimitConfig::default()).expect("the default rate limit is valid")
+}
+
+/// [`router_with_options`] with the per-client rate limit `rate`.
+pub fn router_with_limits(
+    exec: Executor,
+    blobs: Option<crate::blob_store::BlobStore>,
+    test_hooks: bool,
+    rate: RateLimitConfig,
+) -> Result<(Router, utoipa::openapi::OpenApi), RateLimitConfigError> {
     let ctx = Ctx {
         exec,
         blobs: blobs.map(Arc::new),
     };
     let hooks = test_hooks.then(|| crate::test_hooks::routes().with_state(ctx.clone()));
-    let (router, api) = routes().with_state(ctx).split_for_parts();
+    let (router, mut api) = routes().with_state(ctx).split_for_parts();
+    crate::http_guard::document_guards(&mut api);
     let router = match hooks {
         Some(hooks) => router.merge(hooks),
         None => router,
@@ -1362,27 +1383,28 @@ pub fn router_with_options(
             }),
         )
         // The explorer's page and assets: not API, so not in the OpenAPI document.
-        .merge(crate::explorer::router())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            MAX_BATCH_TXS * (MAX_TX_BYTES * 2 + 8),
-        ));
-    (router, api)
+        .merge(crate::explorer::router());
+    let router = crate::http_guard::guard(router, rate, MAX_ANY_BODY_BYTES)?;
+    Ok((router, api))
 }
 
-/// Serve the API, with the image store `blobs`, on `listener` until the future completes.
+/// Serve the API, with the image store `blobs` and the per-client rate limit `rate`, on
+/// `listener` until the future completes.
 pub async fn serve_with_blobs(
     listener: tokio::net::TcpListener,
     exec: Executor,
     blobs: crate::blob_store::BlobStore,
+    rate: RateLimitConfig,
 ) -> std::io::Result<()> {
-    let (router, _) = router_with_blobs(exec, Some(blobs));
-    axum::serve(listener, router).await
+    let test_hooks = crate::test_hooks::enabled_in_env();
+    let (router, _) = router_with_limits(exec, Some(blobs), test_hooks, rate).map_err(std::io::Error::other)?;
+    crate::http_guard::serve(listener, router).await
 }
 
 /// Serve the API on `listener` until the future completes.
 pub async fn serve(listener: tokio::net::TcpListener, exec: Executor) -> std::io::Result<()> {
     let (router, _) = router(exec);
-    axum::serve(listener, router).await
+    crate::http_guard::serve(listener, router).await
 }
 
 /// Checks shared by the route modules' OpenAPI tests.

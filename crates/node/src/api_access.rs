@@ -302,7 +302,7 @@ fn matches(q: &GrantListQuery, g: &GrantRecord, now_ms: u64) -> bool {
 
 /// One grant: owner, grantee, scope, expiry, revocation, releases so far; its record and state
 /// proof.
-#[utoipa::path(get, path = "/v1/access/grants/{id}", params(("id" = String, Path, description = "Hex grant id (transaction hash)")),
+#[utoipa::path(get, path = "/v1/access/grants/{id}", params(("id" = String, Path, description = "Hex grant id (transaction hash)", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "The grant", body = GrantBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such grant", body = ErrorBody)))]
@@ -325,7 +325,7 @@ async fn grant(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<G
 /// Whether a `KeyRelease` under the grant for `device`, signed by the grant's owner, would be
 /// accepted at the tip's block time — the ledger's own rule, so a key service can ask before
 /// it submits (the submitted release is still checked again when it is applied).
-#[utoipa::path(get, path = "/v1/access/grants/{id}/check", params(("id" = String, Path, description = "Hex grant id"), ReleaseCheckQuery),
+#[utoipa::path(get, path = "/v1/access/grants/{id}/check", params(("id" = String, Path, description = "Hex grant id", pattern = "^[0-9a-f]{64}$"), ReleaseCheckQuery),
     responses((status = 200, description = "Whether a release would be accepted, with the refusal code if not", body = ReleaseCheckBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such grant", body = ErrorBody)))]
@@ -388,7 +388,7 @@ async fn grants(State(c): State<Ctx>, Query(q): Query<GrantListQuery>) -> ApiRes
 }
 
 /// One offer: scope, price, terms, expiry, withdrawal, purchases; its record and state proof.
-#[utoipa::path(get, path = "/v1/access/offers/{id}", params(("id" = String, Path, description = "Hex offer id (transaction hash)")),
+#[utoipa::path(get, path = "/v1/access/offers/{id}", params(("id" = String, Path, description = "Hex offer id (transaction hash)", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "The offer", body = OfferBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such offer", body = ErrorBody)))]
@@ -409,7 +409,7 @@ async fn offer(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<O
 }
 
 /// An organisation's credits (0 when it never had any).
-#[utoipa::path(get, path = "/v1/access/credits/{org}", params(("org" = String, Path, description = "Organisation name")),
+#[utoipa::path(get, path = "/v1/access/credits/{org}", params(("org" = String, Path, description = "Organisation name", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")),
     responses((status = 200, description = "The balance", body = CreditsBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such organisation", body = ErrorBody)))]

@@ -137,7 +137,7 @@ fn entry_body(n: u64, e: AuditEntry, proof: Option<InclusionProof>, tx_cbor: Opt
 
 /// A device's audit trail: grants and key releases covering it, authorizations, commands and
 /// receipts, range proofs — in block order, each with its transaction's inclusion proof.
-#[utoipa::path(get, path = "/v1/audit/devices/{id}", params(("id" = String, Path, description = "Hex device id"), AuditQuery),
+#[utoipa::path(get, path = "/v1/audit/devices/{id}", params(("id" = String, Path, description = "Hex device id", pattern = "^[0-9a-f]{40}$"), AuditQuery),
     responses((status = 200, description = "A page of the device's trail", body = AuditBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn device_audit(
@@ -149,7 +149,7 @@ async fn device_audit(
 }
 
 /// An organisation's audit trail, as owner, grantee, buyer, seller or commander.
-#[utoipa::path(get, path = "/v1/audit/orgs/{name}", params(("name" = String, Path, description = "Organisation name"), AuditQuery),
+#[utoipa::path(get, path = "/v1/audit/orgs/{name}", params(("name" = String, Path, description = "Organisation name", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"), AuditQuery),
     responses((status = 200, description = "A page of the organisation's trail", body = AuditBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn org_audit(
@@ -161,7 +161,7 @@ async fn org_audit(
 }
 
 /// The trail of a grantee known only by its key (hex SHA-256 of the key's CBOR encoding).
-#[utoipa::path(get, path = "/v1/audit/keys/{hash}", params(("hash" = String, Path, description = "Hex SHA-256 of the grantee key's CBOR"), AuditQuery),
+#[utoipa::path(get, path = "/v1/audit/keys/{hash}", params(("hash" = String, Path, description = "Hex SHA-256 of the grantee key's CBOR", pattern = "^[0-9a-f]{64}$"), AuditQuery),
     responses((status = 200, description = "A page of the grantee's trail", body = AuditBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn key_audit(

@@ -236,8 +236,10 @@ pub struct UnansweredBody {
     pub blocks_waiting: u64,
 }
 
-/// A device's command anomalies.
+/// A device's command anomalies. (Named `CommandAnomaliesBody` in the OpenAPI document: the data
+/// API's `AnomaliesBody` has the name there, and one would silently replace the other.)
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = CommandAnomaliesBody)]
 pub struct AnomaliesBody {
     pub device: String,
     pub height: u64,
@@ -329,7 +331,7 @@ fn device_trail(s: &dyn StateRead, device: &DeviceId, from: u64, limit: u64) -> 
 
 /// An authorization; with `proof=true` also the proof a device verifies.
 #[utoipa::path(get, path = "/v1/access/authorizations/{id}",
-    params(("id" = String, Path, description = "Hex hash of the Authorize transaction"), AuthorizationQuery),
+    params(("id" = String, Path, description = "Hex hash of the Authorize transaction", pattern = "^[0-9a-f]{64}$"), AuthorizationQuery),
     responses((status = 200, description = "The authorization", body = AuthorizationBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such authorization", body = ErrorBody),
@@ -354,7 +356,7 @@ async fn authorization(
 
 /// One command request with its receipt, if committed.
 #[utoipa::path(get, path = "/v1/access/commands/{hash}",
-    params(("hash" = String, Path, description = "Hex SHA-256 of the signed request")),
+    params(("hash" = String, Path, description = "Hex SHA-256 of the signed request", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "The command", body = CommandBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "The ledger knows no such request", body = ErrorBody)))]
@@ -371,7 +373,7 @@ async fn command(State(c): State<Ctx>, Path(hash): Path<String>) -> ApiResult<Js
 /// Who accessed a device, when and for what: its authorizations, commands and receipts, in
 /// block order (a page of its audit trail).
 #[utoipa::path(get, path = "/v1/access/devices/{id}/accesses",
-    params(("id" = String, Path, description = "Hex device id"), AccessesQuery),
+    params(("id" = String, Path, description = "Hex device id", pattern = "^[0-9a-f]{40}$"), AccessesQuery),
     responses((status = 200, description = "The device's accesses", body = AccessesBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn accesses(
@@ -401,7 +403,7 @@ async fn accesses(
 /// A device's anomalies: commands without a receipt after `after_blocks` blocks, and receipts
 /// stored with an anomaly flag (no or no proper authorization, no recorded command).
 #[utoipa::path(get, path = "/v1/access/devices/{id}/anomalies",
-    params(("id" = String, Path, description = "Hex device id"), AnomaliesQuery),
+    params(("id" = String, Path, description = "Hex device id", pattern = "^[0-9a-f]{40}$"), AnomaliesQuery),
     responses((status = 200, description = "The device's command anomalies", body = AnomaliesBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody)))]
 async fn anomalies(

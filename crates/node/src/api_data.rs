@@ -15,13 +15,14 @@ use axum::extract::{Path, Query, State};
 use chipledger_state::data::model::{
     AnomalyLog, GatewayRecord, anomalies_of, get_batch, get_gateway, get_head, streams_of,
 };
-use chipledger_state::model::get_device;
+use chipledger_state::model::{device_key, get_device};
 use chipledger_state::store::StateRead;
 use chipledger_types::block::Block;
 use chipledger_types::cbor::{Decode, Limits};
 use chipledger_types::checkpoint::open_checkpoint;
 use chipledger_types::data_tx::{AnomalyKind, BatchHead, BatchRecord, ChainHead, TrustLevel, batch_key, head_key};
 use chipledger_types::device_tx::DeviceId;
+use chipledger_types::firmware_tx::installed_key;
 use chipledger_types::merkle::{hash_leaf, verify_inclusion};
 use chipledger_types::note::{NoteLimits, VerifierKey};
 use chipledger_types::tx::{TxHash, check_name};
@@ -304,7 +305,7 @@ fn min_trust(q: &DataDeviceQuery) -> ApiResult<TrustLevel> {
 
 /// A device's record chains (head, counts and trust per stream) and anomalies, with state
 /// proofs of the heads when the newest final checkpoint binds the current state.
-#[utoipa::path(get, path = "/v1/data/devices/{id}", params(("id" = String, Path, description = "Hex device id"), DataDeviceQuery),
+#[utoipa::path(get, path = "/v1/data/devices/{id}", params(("id" = String, Path, description = "Hex device id", pattern = "^[0-9a-f]{40}$"), DataDeviceQuery),
     responses((status = 200, description = "The device's chains and anomalies", body = DeviceDataBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "The ledger knows nothing of this device", body = ErrorBody)))]
@@ -347,10 +348,63 @@ async fn device_data(
     }))
 }
 
+/// Most chain heads `/v1/devices/{id}/proofs` proves (the first, by stream name).
+pub const MAX_PROVEN_HEADS: usize = 64;
+
+/// A device's state, proven: what a client needs to check, without trusting the node, the
+/// device record (identity, owner, attestation), its installed firmware and its chain heads.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceProofsBody {
+    pub device: String,
+    /// The finalized height the answer was read at.
+    pub height: u64,
+    /// The state keys proven, in the order of `proofs.values`: `device/<id>`,
+    /// `fw/installed/<id>`, then `data/head/<id>/<stream>` for up to 64 streams.
+    pub keys: Vec<String>,
+    /// Absent while the newest final checkpoint does not bind this height's state yet (the tip
+    /// is ahead of it): ask again after `retry_after_ms`.
+    pub proofs: Option<StateProofs>,
+    pub retry_after_ms: Option<u64>,
+}
+
+/// How long a client should wait before asking again for proofs that were not ready.
+const PROOF_RETRY_MS: u64 = 1000;
+
+/// The device's record, installed firmware and chain heads with sparse-Merkle proofs against
+/// the state root of the newest final checkpoint (included). Absent keys are proven absent.
+#[utoipa::path(get, path = "/v1/devices/{id}/proofs", params(("id" = String, Path, description = "Hex device id", pattern = "^[0-9a-f]{40}$")),
+    responses((status = 200, description = "The proven keys (proofs absent while the checkpoint lags the tip)", body = DeviceProofsBody),
+        (status = 400, description = "Bad request: a typed error", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody)))]
+async fn device_proofs(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json<DeviceProofsBody>> {
+    Ok(Json(device_proofs_body(&c, &id)?))
+}
+
+/// The body of `/v1/devices/{id}/proofs` (also the test hook's starting point).
+pub(crate) fn device_proofs_body(c: &Ctx, id: &str) -> ApiResult<DeviceProofsBody> {
+    let device = parse_device(id)?;
+    let inner = c.exec.lock();
+    let s = inner.db.state().map_err(internal)?;
+    if get_device(&s, &device).map_err(internal)?.is_none() {
+        return Err(ApiError::not_found(format!("no device {device}")));
+    }
+    let mut keys = vec![device_key(&device), installed_key(&device)];
+    let streams = streams_of(&s, &device).map_err(internal)?;
+    keys.extend(streams.iter().take(MAX_PROVEN_HEADS).map(|st| head_key(&device, st)));
+    let proofs = state_proofs(&inner, &s, &keys)?;
+    Ok(DeviceProofsBody {
+        device: device.to_string(),
+        height: inner.tip.height,
+        keys: keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect(),
+        retry_after_ms: proofs.is_none().then_some(PROOF_RETRY_MS),
+        proofs,
+    })
+}
+
 /// One committed batch: root, counts, heads, the `CommitBatch` transaction with its log
 /// inclusion proof, and the batch record's state proof when a final checkpoint binds the tip.
 #[utoipa::path(get, path = "/v1/data/batches/{gateway}/{seq}",
-    params(("gateway" = String, Path, description = "Gateway name"), ("seq" = u64, Path, description = "Batch number")),
+    params(("gateway" = String, Path, description = "Gateway name", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"), ("seq" = u64, Path, description = "Batch number")),
     responses((status = 200, description = "The batch with its proofs", body = BatchBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such batch", body = ErrorBody)))]
@@ -391,7 +445,7 @@ async fn batch(State(c): State<Ctx>, Path((gateway, seq)): Path<(String, u64)>) 
 }
 
 /// A gateway: its operator and totals.
-#[utoipa::path(get, path = "/v1/data/gateways/{name}", params(("name" = String, Path, description = "Gateway name")),
+#[utoipa::path(get, path = "/v1/data/gateways/{name}", params(("name" = String, Path, description = "Gateway name", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")),
     responses((status = 200, description = "The gateway", body = GatewayBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such gateway", body = ErrorBody)))]
@@ -416,6 +470,7 @@ async fn gateway(State(c): State<Ctx>, Path(name): Path<String>) -> ApiResult<Js
 pub(crate) fn routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new()
         .routes(routes!(device_data))
+        .routes(routes!(device_proofs))
         .routes(routes!(batch))
         .routes(routes!(gateway))
 }
@@ -505,6 +560,7 @@ mod tests {
     fn data_routes_are_documented() {
         crate::api::doc_checks::assert_routes_documented(&[
             "/v1/data/devices/{id}",
+            "/v1/devices/{id}/proofs",
             "/v1/data/batches/{gateway}/{seq}",
             "/v1/data/gateways/{name}",
         ]);

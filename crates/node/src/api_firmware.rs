@@ -531,7 +531,7 @@ async fn releases(State(c): State<Ctx>, Query(q): Query<ReleasesQuery>) -> ApiRe
 
 /// One release: its record, certification, withdrawal, the CVEs it fixes and those reported
 /// against it, and how many devices run it.
-#[utoipa::path(get, path = "/v1/firmware/releases/{id}", params(("id" = String, Path, description = "Hex release id")),
+#[utoipa::path(get, path = "/v1/firmware/releases/{id}", params(("id" = String, Path, description = "Hex release id", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "The release", body = ReleaseDetail),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such release", body = ErrorBody)))]
@@ -554,7 +554,7 @@ async fn release(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult<Json
 }
 
 /// The devices whose attested install is release `id` (node-local fleet index).
-#[utoipa::path(get, path = "/v1/firmware/releases/{id}/devices", params(("id" = String, Path, description = "Hex release id")),
+#[utoipa::path(get, path = "/v1/firmware/releases/{id}/devices", params(("id" = String, Path, description = "Hex release id", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "The devices running the release", body = ReleaseDevicesBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such release", body = ErrorBody)))]
@@ -600,7 +600,7 @@ fn vuln_body(v: VulnRecord, at: AtHeight) -> VulnerabilityBody {
 }
 
 /// A CVE: the releases it affects and who reported them.
-#[utoipa::path(get, path = "/v1/firmware/vulnerabilities/{cve}", params(("cve" = String, Path, description = "CVE id")),
+#[utoipa::path(get, path = "/v1/firmware/vulnerabilities/{cve}", params(("cve" = String, Path, description = "CVE id", pattern = "^CVE-[0-9]{4}-[0-9]{4,23}$")),
     responses((status = 200, description = "The CVE record", body = VulnerabilityBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No report of this CVE", body = ErrorBody)))]
@@ -620,7 +620,7 @@ async fn vulnerability(State(c): State<Ctx>, Path(cve): Path<String>) -> ApiResu
 
 /// A fleet's rollout policy: approvers, threshold, certification requirement.
 #[utoipa::path(get, path = "/v1/firmware/fleets/{owner}/{name}",
-    params(("owner" = String, Path, description = "Owning organisation"), ("name" = String, Path, description = "Fleet name")),
+    params(("owner" = String, Path, description = "Owning organisation", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"), ("name" = String, Path, description = "Fleet name", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")),
     responses((status = 200, description = "The fleet policy", body = FleetPolicyBody),
         (status = 404, description = "No such fleet", body = ErrorBody)))]
 async fn fleet_policy(
@@ -647,7 +647,7 @@ async fn fleet_policy(
 }
 
 /// One rollout: hawkBit state, approvals, counters, and every device's latest LwM2M report.
-#[utoipa::path(get, path = "/v1/firmware/rollouts/{id}", params(("id" = String, Path, description = "Hex rollout id")),
+#[utoipa::path(get, path = "/v1/firmware/rollouts/{id}", params(("id" = String, Path, description = "Hex rollout id", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "The rollout", body = RolloutDetail),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No such rollout", body = ErrorBody)))]
@@ -718,7 +718,7 @@ async fn rollouts(State(c): State<Ctx>, Query(q): Query<RolloutsQuery>) -> ApiRe
 /// both with sparse-Merkle proofs against the state root of the newest final checkpoint
 /// (included), so a client verifies the answer with the validators' keys alone. 503 while a
 /// newer block's checkpoint is still collecting signatures (retry shortly).
-#[utoipa::path(get, path = "/v1/firmware/devices/{id}", params(("id" = String, Path, description = "Hex device id"), CveQuery),
+#[utoipa::path(get, path = "/v1/firmware/devices/{id}", params(("id" = String, Path, description = "Hex device id", pattern = "^[0-9a-f]{40}$"), CveQuery),
     responses((status = 200, description = "The device's firmware with proofs", body = DeviceFirmwareBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 503, description = "No final checkpoint matches the current state yet; retry", body = ErrorBody)))]

@@ -111,7 +111,7 @@ fn parse_tx(hex_hash: &str) -> ApiResult<TxHash> {
 /// One published range proof: statement, bounds, proof, who signed and published it, that it
 /// re-verifies, and the transaction's log inclusion proof.
 #[utoipa::path(get, path = "/v1/zk/proofs/{tx}",
-    params(("tx" = String, Path, description = "Hex hash of the PublishRangeProof transaction")),
+    params(("tx" = String, Path, description = "Hex hash of the PublishRangeProof transaction", pattern = "^[0-9a-f]{64}$")),
     responses((status = 200, description = "The range proof with its verification facts", body = RangeProofBody),
         (status = 400, description = "Bad request: a typed error", body = ErrorBody),
         (status = 404, description = "No range proof was published by this transaction", body = ErrorBody)))]

@@ -200,6 +200,10 @@ pub struct NodeFile {
     /// Accept peers on loopback/private addresses (local networks, demos, tests).
     #[serde(default)]
     pub allow_private_ips: bool,
+    /// Per-client (source address) rate limit of the HTTP API; defaults far above what one
+    /// honest client sends (`http_guard::DEFAULT_REQUESTS_PER_MIN`, `DEFAULT_BURST`).
+    #[serde(default)]
+    pub rate_limit: crate::http_guard::RateLimitConfig,
 }
 
 /// Options of `node init`.
@@ -272,6 +276,7 @@ pub fn init(opts: &InitOptions) -> Result<Genesis> {
             api_listen: format!("0.0.0.0:{}", api_port(opts.base_port, i)).parse()?,
             p2p_listen: format!("0.0.0.0:{}", p2p_port(opts.base_port, i)).parse()?,
             allow_private_ips: true,
+            rate_limit: Default::default(),
         };
         std::fs::write(dir.join("node.toml"), toml::to_string(&node)?)?;
         orgs.push(OrgFile {
@@ -335,6 +340,9 @@ pub fn load(dir: &Path) -> Result<LoadedNode> {
             .with_context(|| format!("reading {}/node.toml", dir.display()))?,
     )
     .with_context(|| format!("parsing {}/node.toml", dir.display()))?;
+    node.rate_limit
+        .validate()
+        .with_context(|| format!("{}/node.toml", dir.display()))?;
     let genesis = GenesisFile::read(&dir.join("genesis.json"))?;
     let index = genesis
         .validators

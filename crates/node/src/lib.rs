@@ -19,6 +19,7 @@ pub mod explorer;
 pub mod firmware_bundle;
 pub mod firmware_index;
 pub mod fleet_index;
+pub mod http_guard;
 pub mod mempool;
 pub mod metrics;
 pub mod revocations;

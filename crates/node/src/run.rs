@@ -58,6 +58,7 @@ pub fn run(dir: &Path) -> Result<()> {
     );
     cfg.allow_private_ips = loaded.node.allow_private_ips;
     let api_listen = loaded.node.api_listen;
+    let rate_limit = loaded.node.rate_limit;
     let name = loaded.node.name.clone();
     info!(validator = %name, api = %api_listen, p2p = %loaded.node.p2p_listen, "starting validator");
     consensus::start(cfg, exec.clone(), move |handle| async move {
@@ -82,7 +83,7 @@ pub fn run(dir: &Path) -> Result<()> {
             })
         };
         tokio::select! {
-            r = crate::api::serve_with_blobs(listener, exec, blobs) => if let Err(e) = r { error!(error = %e, "API server stopped") },
+            r = crate::api::serve_with_blobs(listener, exec, blobs, rate_limit) => if let Err(e) = r { error!(error = %e, "API server stopped") },
             _ = shutdown_signal() => info!(validator = %name, "shutdown signal received; stopping"),
         }
         regossip.abort();

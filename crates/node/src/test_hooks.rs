@@ -5,17 +5,23 @@
 //! - `GET /v1/test/tampered-proof/{hash}`: the `/v1/tx/{hash}` body with its inclusion proof
 //!   tampered with (the first byte of the first audit-path hash flipped, or of the root when the
 //!   path is empty), so the explorer's browser tests can show that a bad proof fails to verify.
+//! - `GET /v1/test/tampered-device-proofs/{id}`: the `/v1/devices/{id}/proofs` body with the
+//!   first proven value (the device record) altered (its first byte flipped), as a node lying
+//!   about a device would answer.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::api::{ApiError, Ctx, InclusionProof, TxStatusBody, tx_status_body};
+use crate::api_data::{DeviceProofsBody, device_proofs_body};
 
 /// The environment variable that turns the test hooks on (value `1`).
 pub const TEST_HOOKS_ENV: &str = "CHIPLEDGER_TEST_HOOKS";
 /// Path of the tampered-proof hook.
 pub const TAMPERED_PROOF_PATH: &str = "/v1/test/tampered-proof/{hash}";
+/// Path of the tampered device-proofs hook.
+pub const TAMPERED_DEVICE_PROOFS_PATH: &str = "/v1/test/tampered-device-proofs/{id}";
 
 /// Whether a value of [`TEST_HOOKS_ENV`] turns the hooks on: exactly `1`.
 pub fn enabled(value: Option<&str>) -> bool {
@@ -29,7 +35,26 @@ pub fn enabled_in_env() -> bool {
 
 /// The hook routes.
 pub(crate) fn routes() -> Router<Ctx> {
-    Router::new().route(TAMPERED_PROOF_PATH, get(tampered_proof))
+    Router::new()
+        .route(TAMPERED_PROOF_PATH, get(tampered_proof))
+        .route(TAMPERED_DEVICE_PROOFS_PATH, get(tampered_device_proofs))
+}
+
+async fn tampered_device_proofs(
+    State(c): State<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceProofsBody>, ApiError> {
+    let mut body = device_proofs_body(&c, &id)?;
+    // Not ready yet (the checkpoint lags the tip): the honest "ask again" answer.
+    if let Some(value) = body
+        .proofs
+        .as_mut()
+        .and_then(|p| p.values.first_mut())
+        .and_then(|v| v.value.as_mut())
+    {
+        *value = flip_first_byte(value).map_err(ApiError::internal)?;
+    }
+    Ok(Json(body))
 }
 
 async fn tampered_proof(State(c): State<Ctx>, Path(hash): Path<String>) -> Result<Json<TxStatusBody>, ApiError> {

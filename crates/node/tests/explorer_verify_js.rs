@@ -16,11 +16,13 @@ use chipledger_node::api::{TxRawBody, TxStatusBody, router_with_options};
 use chipledger_node::config::{self, InitOptions, KeyFile};
 use chipledger_node::consensus::Ledger;
 use chipledger_node::executor::{Executor, Identity};
+use chipledger_state::smt::{Smt, verify};
 use chipledger_types::cbor::Encode;
 use chipledger_types::checkpoint::Checkpoint;
 use chipledger_types::data_tx::RegisterGateway;
 use chipledger_types::merkle::{MemoryStore, hash_leaf, inclusion_proof, root_from_store, verify_inclusion};
 use chipledger_types::note::{Note, SIG_TYPE_ED25519, SignerKey, sign_note};
+use chipledger_types::state_proof::{key_hash, state_extension_line, value_hash};
 use chipledger_types::tx::{Payload, Role, SignedTx, TxBody, TxHash};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -236,6 +238,72 @@ fn inclusion_fixture() -> Value {
         .collect()
 }
 
+/// A state map of 40 keys built by the `state` crate's sparse Merkle tree, proofs of present and
+/// absent keys (the node's `ProvenValue` JSON shape), and a 3-of-4-signed checkpoint whose
+/// `chipledger-state` line binds the root; each proof checked here with the Rust verifier first.
+fn state_fixture() -> Value {
+    let signers: Vec<SignerKey> = (1u8..=4)
+        .map(|i| SignerKey::from_seed(&format!("validator-{i}"), SIG_TYPE_ED25519, &[i; 32]).unwrap())
+        .collect();
+    let mut tree = Smt::default();
+    let mut values = std::collections::BTreeMap::new();
+    for i in 0..40u32 {
+        let key = format!("device/{i:040x}");
+        let value = format!("value of {i}").into_bytes();
+        tree.update(key_hash(key.as_bytes()), Some(value_hash(&value)));
+        values.insert(key, value);
+    }
+    let root = tree.root();
+    let prove = |key: &str| {
+        let proof = tree.prove(&key_hash(key.as_bytes()));
+        let value = values.get(key);
+        verify(
+            &root,
+            &key_hash(key.as_bytes()),
+            value.map(|v| value_hash(v)).as_ref(),
+            &proof,
+        )
+        .expect("Rust verifies");
+        json!({
+            "key": key,
+            "value": value.map(hex::encode),
+            "siblings": proof.siblings.iter().map(hex::encode).collect::<Vec<_>>(),
+            "leaf": proof.leaf.map(|(k, v)| [hex::encode(k), hex::encode(v)]),
+        })
+    };
+    let present: Vec<Value> = (0..40u32)
+        .step_by(7)
+        .map(|i| prove(&format!("device/{i:040x}")))
+        .collect();
+    let absent: Vec<Value> = ["device/absent", "fw/installed/0000", "data/head/x/y"]
+        .iter()
+        .map(|k| prove(k))
+        .collect();
+    assert!(
+        absent.iter().any(|p| !p["leaf"].is_null()),
+        "one absence is proven by another key's leaf"
+    );
+    let origin = "chipledger.example/state";
+    let text = Checkpoint {
+        origin: origin.into(),
+        size: 11,
+        root: hash_leaf(b"log"),
+        extensions: vec![state_extension_line(9, &root)],
+    }
+    .to_text()
+    .unwrap();
+    let refs: Vec<&SignerKey> = signers.iter().collect();
+    json!({
+        "origin": origin,
+        "validators": signers.iter().map(|s| json!({"note_verifier_key": s.verifier().to_string()})).collect::<Vec<_>>(),
+        "checkpoint": sign_note(&text, &refs[..3], 0).unwrap(),
+        "state_height": 9,
+        "state_root": hex::encode(root),
+        "present": present,
+        "absent": absent,
+    })
+}
+
 /// The answers verify.js asks a node for, recorded from a real one with final checkpoints.
 async fn node_fixture() -> Value {
     let dir = temp_dir("node");
@@ -277,6 +345,7 @@ async fn verify_js_known_answers_under_node() {
         "quorum": quorum_fixture(),
         "inclusion": inclusion_fixture(),
         "node": node_fixture().await,
+        "state": state_fixture(),
     });
     let path = std::env::temp_dir().join(format!("chipledger-verify-fixture-{}.json", std::process::id()));
     std::fs::write(&path, serde_json::to_vec_pretty(&fixture).unwrap()).unwrap();

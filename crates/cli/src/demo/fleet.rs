@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chipledger_cli::client::Client;
-use chipledger_cli::device_cmd::{Ca, chip_device_id, provision_chip, register_payload, submit_final};
+use chipledger_cli::device_cmd::{Ca, chip_device_id, provision_chip, register_payload};
 use chipledger_cli::fleet_rollout::FleetDevice;
+use chipledger_cli::fleet_setup::{add_org, grant_ca, org_key};
 use chipledger_cli::net::LocalNet;
 use chipledger_cli::txcmd::{build, wait_final};
-use chipledger_node::config::KeyFile;
-use chipledger_types::device_tx::{AddManufacturerCa, ModelRange};
-use chipledger_types::keys::SigningKey;
-use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, TxHash};
+use chipledger_types::device_tx::ModelRange;
+use chipledger_types::tx::Role;
 
 /// Devices each manufacturer provisions (two manufacturers: 120 in all).
 pub const DEVICES_PER_MANUFACTURER: usize = 60;
@@ -46,74 +45,16 @@ const LINES: [Line; 2] = [
     },
 ];
 
-fn org_key(net: &LocalNet, org: &str) -> Result<SigningKey> {
-    KeyFile::read(&net.dir.join("orgs").join(format!("{org}.key")))
-}
-
-/// City proposes, maker and vendor approve (3 of 4): the action executes.
-fn govern(net: &LocalNet, client: &Client, action: GovAction, what: &str) -> Result<()> {
-    let propose = build(
-        client,
-        "city",
-        &org_key(net, "city")?,
-        None,
-        1000,
-        Payload::Propose(action),
-    )?;
-    let id = TxHash::of(&propose);
-    let s = wait_final(client, &client.submit(&propose)?.hash, Duration::from_secs(60))?;
-    if s.status != "final" {
-        bail!("{what}: proposal {}", s.reason.unwrap_or_default());
-    }
-    for org in ["maker", "vendor"] {
-        submit_final(client, org, &org_key(net, org)?, Payload::Approve { proposal: id })?;
-    }
-    println!("  {what}: approved by city, maker, vendor");
-    Ok(())
-}
-
 fn add_second_manufacturer(net: &LocalNet, client: &Client) -> Result<()> {
-    let path = net.dir.join("orgs").join(format!("{SECOND_MANUFACTURER}.key"));
-    let key = if path.exists() {
-        KeyFile::read(&path)?
-    } else {
-        let mut seed = [0u8; 32];
-        rand::fill(&mut seed);
-        let k = SigningKey::ed25519_from_seed(&seed);
-        KeyFile::write(&path, &k)?;
-        k
-    };
-    let spec = OrgSpec {
-        name: SECOND_MANUFACTURER.into(),
-        roles: vec![Role::Manufacturer],
-        keys: vec![key.public_key()],
-    };
-    govern(net, client, GovAction::AddOrg(spec), "add manufacturer 'fabx'")
+    add_org(net, client, SECOND_MANUFACTURER, vec![Role::Manufacturer]).map(drop)
 }
 
-fn grant_ca(net: &LocalNet, client: &Client, line: &Line) -> Result<Ca> {
-    let cas = net.dir.join("cas");
-    std::fs::create_dir_all(&cas)?;
-    let ca = Ca::generate(line.ca_name)?;
-    ca.save(
-        &cas.join(format!("{}-ca.key", line.org)),
-        &cas.join(format!("{}-ca.der", line.org)),
-    )?;
-    let action = GovAction::AddManufacturerCa(AddManufacturerCa {
-        org: line.org.into(),
-        ca_cert_der: ca.cert_der.clone(),
-        models: vec![ModelRange {
-            first: line.model,
-            last: line.model + 99,
-        }],
-    });
-    govern(
-        net,
-        client,
-        action,
-        &format!("grant '{}' CA {} models {}..", line.org, ca.id, line.model),
-    )?;
-    Ok(ca)
+fn grant_line_ca(net: &LocalNet, client: &Client, line: &Line) -> Result<Ca> {
+    let models = ModelRange {
+        first: line.model,
+        last: line.model + 99,
+    };
+    grant_ca(net, client, line.org, line.ca_name, models)
 }
 
 /// Provision and register one manufacturer's devices in one batch; returns the last tx hash
@@ -167,7 +108,7 @@ pub fn provision_fleet(net: &LocalNet, client: &Client) -> Result<Vec<FleetDevic
     let mut pending = Vec::new();
     let mut devices = Vec::new();
     for line in &LINES {
-        let ca = grant_ca(net, client, line)?;
+        let ca = grant_line_ca(net, client, line)?;
         let (last, line_devices) = register_line(net, client, line, &ca)?;
         devices.extend(line_devices);
         println!(
