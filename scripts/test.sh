@@ -70,3 +70,9 @@ fi
 
 step "tests"
 cargo test --workspace --locked
+
+step "fuzz targets: seeds and the committed corpus replayed through every target (stable Rust)"
+cargo test --manifest-path fuzz/Cargo.toml --locked --no-default-features --features gateway,node
+
+step "fuzz smoke: each target under libFuzzer for a few seconds (cargo-fuzz on stable, fuzz/README.md)"
+scripts/fuzz-smoke.sh
