@@ -172,6 +172,13 @@ async function apiRetry(path, tries = 4) {
   }
 }
 
+/** Show a browser-verification verdict (`data-result` is what the browser tests read). */
+function showVerdict(el, ok, text) {
+  el.textContent = text;
+  el.className = `verify ${ok ? "ok" : "bad"}`;
+  el.dataset.result = ok ? "ok" : "failed";
+}
+
 /** Run `work` and show its error in `el` instead of throwing. */
 async function guarded(el, what, work) {
   try {
@@ -718,9 +725,7 @@ async function pageDevice(root, r, alive) {
   ]);
   const [ok, text] = deviceVerdict(await verifying, shown);
   if (!alive()) return;
-  verify.textContent = text;
-  verify.className = `verify ${ok ? "ok" : "bad"}`;
-  verify.dataset.result = ok ? "ok" : "failed";
+  showVerdict(verify, ok, text);
 }
 
 /** The sentence for a `verifyDevice` result; also checks it against what the page shows. */
@@ -1094,9 +1099,7 @@ async function pageGrant(root, r, alive) {
     text = `verification failed: ${e && e.message ? e.message : e}`;
   }
   if (!alive()) return;
-  verify.textContent = text;
-  verify.className = `verify ${ok ? "ok" : "bad"}`;
-  verify.dataset.result = ok ? "ok" : "failed";
+  showVerdict(verify, ok, text);
 }
 
 // ---- transaction ---------------------------------------------------------------------------
@@ -1149,9 +1152,7 @@ async function runVerify(el, hash, tampered, alive) {
     text = `verification failed: ${e && e.message ? e.message : e}`;
   }
   if (!alive()) return;
-  el.textContent = text;
-  el.className = `verify ${ok ? "ok" : "bad"}`;
-  el.dataset.result = ok ? "ok" : "failed";
+  showVerdict(el, ok, text);
 }
 
 function renderTxStatus(el, tx) {
