@@ -407,18 +407,30 @@
    * the test hook for a tampered proof; default: the page URL has `proof=tampered`), `location`.
    * Returns {ok: true, index, size, signers, n, quorum, height} or {ok: false, error}.
    */
-  async function verifyTx(hash, options = {}) {
+  function verifyTx(hash, options = {}) {
+    return asResult(verifyTxOrThrow(hash, options));
+  }
+
+  /** A verification's result, or {ok: false, error} if it threw. */
+  async function asResult(work) {
     try {
-      return await verifyTxOrThrow(hash, options);
+      return await work;
     } catch (e) {
       return { ok: false, error: e && e.message ? e.message : String(e) };
     }
   }
 
+  /** The fetch, API origin and tampered-proof switch a verification uses (see `verifyTx`). */
+  function readOptions(options) {
+    return {
+      fetchFn: options.fetch || root.fetch.bind(root),
+      base: options.base || "",
+      tampered: options.tampered !== undefined ? options.tampered : wantsTamperedProof(options.location || root.location),
+    };
+  }
+
   async function verifyTxOrThrow(hashIn, options) {
-    const fetchFn = options.fetch || root.fetch.bind(root);
-    const base = options.base || "";
-    const tampered = options.tampered !== undefined ? options.tampered : wantsTamperedProof(options.location || root.location);
+    const { fetchFn, base, tampered } = readOptions(options);
     if (typeof hashIn !== "string" || !/^[0-9a-fA-F]{64}$/.test(hashIn)) fail("a transaction hash is 64 hex characters");
     const hash = hashIn.toLowerCase();
     const proofPath = tampered ? `/v1/test/tampered-proof/${hash}` : `/v1/tx/${hash}`;
@@ -660,18 +672,12 @@
    * device record the node altered). Returns {ok: true, size, stateHeight, signers, n, quorum,
    * device, installed, heads: [{stream, …}]} or {ok: false, error}.
    */
-  async function verifyDevice(id, options = {}) {
-    try {
-      return await verifyDeviceOrThrow(id, options);
-    } catch (e) {
-      return { ok: false, error: e && e.message ? e.message : String(e) };
-    }
+  function verifyDevice(id, options = {}) {
+    return asResult(verifyDeviceOrThrow(id, options));
   }
 
   async function verifyDeviceOrThrow(idIn, options) {
-    const fetchFn = options.fetch || root.fetch.bind(root);
-    const base = options.base || "";
-    const tampered = options.tampered !== undefined ? options.tampered : wantsTamperedProof(options.location || root.location);
+    const { fetchFn, base, tampered } = readOptions(options);
     if (typeof idIn !== "string" || !/^[0-9a-fA-F]{40}$/.test(idIn)) fail("a device id is 40 hex characters");
     const id = idIn.toLowerCase();
     const path = tampered ? `/v1/test/tampered-device-proofs/${id}` : `/v1/devices/${id}/proofs`;
