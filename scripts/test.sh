@@ -8,6 +8,32 @@ cd "$(dirname "$0")/.."
 # A build cache outside the clone, reused between runs when present (the run passes without it).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/chipledger-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# No incremental state: a one-shot run gains nothing from it, and it doubled the cache's size
+# (a CI run once failed with "No space left on device").
+export CARGO_INCREMENTAL=0
+
+# The cache is only a cache: when its disk runs short, drop its incremental state (left by
+# interactive builds), then, if that is not enough, the whole cache.
+prune_below_gib=25
+wipe_below_gib=12
+free_gib() { df -P --block-size=1G "$1" 2>/dev/null | awk 'NR==2 {print $4}'; }
+prune_cache() {
+  local dir=$1
+  [ -d "$dir" ] || return 0
+  local free
+  free=$(free_gib "$dir")
+  [ -n "$free" ] && [ "$free" -lt "$prune_below_gib" ] || return 0
+  echo "== only ${free} GiB free on the disk of $dir: pruning the build cache"
+  rm -rf "$dir"/debug/incremental "$dir"/release/incremental "$dir"/*/release/incremental
+  free=$(free_gib "$dir")
+  if [ "$free" -lt "$wipe_below_gib" ]; then
+    echo "== still ${free} GiB free: removing the build cache $dir (the run rebuilds what it needs)"
+    rm -rf "$dir"
+  fi
+  echo "== $(free_gib "$(dirname "$dir")") GiB free now"
+}
+prune_cache "$CARGO_TARGET_DIR"
+prune_cache "${FUZZ_TARGET_DIR:-/var/tmp/chipledger-fuzz-target}"
 
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
