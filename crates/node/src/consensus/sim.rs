@@ -17,11 +17,23 @@ use super::{
     config::{EngineSettings, PARTITION_PREFIX, Timeouts, private_key, public_key_bytes},
     engine::{self, Channels},
 };
-use commonware_cryptography::{Signer, ed25519::PublicKey};
-use commonware_p2p::simulated::{self, Link, Network, Oracle};
-use commonware_runtime::{Handle, Quota, Spawner, Supervisor};
+use commonware_codec::{DecodeExt, Encode};
+use commonware_consensus::simplex::{
+    scheme::ed25519::Scheme,
+    types::{Finalize, Notarize, Proposal, Vote},
+};
+use commonware_cryptography::{Hasher, Sha256, Signer, ed25519::PublicKey, sha256::Digest};
+use commonware_p2p::{
+    CheckedSender, LimitedSender, Recipients,
+    simulated::{self, Link, Network, Oracle},
+};
+use commonware_runtime::{Handle, IoBuf, IoBufs, Quota, Spawner, Supervisor};
 use commonware_utils::{NZUsize, Probability};
-use std::time::Duration;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+use std::time::{Duration, SystemTime};
 use tracing::warn;
 
 pub use commonware_runtime::{Clock, Runner, deterministic};
@@ -110,6 +122,13 @@ pub fn validator_seed(index: usize) -> [u8; 32] {
     seed
 }
 
+/// The 32-byte public keys of simulated validators `0..validators` (as [`SimNetwork::public_keys`]).
+pub fn public_keys(validators: usize) -> Vec<[u8; 32]> {
+    (0..validators)
+        .map(|i| public_key_bytes(&private_key(&validator_seed(i)).public_key()))
+        .collect()
+}
+
 impl SimNetwork {
     /// Starts the simulated network with every validator linked to every other.
     pub async fn new(context: &deterministic::Context, config: SimConfig) -> Self {
@@ -146,6 +165,17 @@ impl SimNetwork {
 
     /// Starts (or restarts, after [`SimValidator::crash`]) validator `index` over `ledger`.
     pub async fn start_validator<L: Ledger>(&self, index: usize, ledger: L) -> SimValidator {
+        self.start_validator_with(index, ledger, ValidatorFaults::default())
+            .await
+    }
+
+    /// [`Self::start_validator`], with `faults` applied to everything the validator sends.
+    pub async fn start_validator_with<L: Ledger>(
+        &self,
+        index: usize,
+        ledger: L,
+        faults: ValidatorFaults,
+    ) -> SimValidator {
         let settings = EngineSettings::new(
             &self.seeds[index],
             &self.public_keys(),
@@ -155,7 +185,24 @@ impl SimNetwork {
             self.config.max_block_bytes,
         )
         .expect("simulation config is valid");
-        let channels = self.register(index).await;
+        let equivocator = Arc::new(
+            Scheme::signer(
+                &settings.namespace,
+                settings.participants.clone(),
+                settings.signer.clone(),
+            )
+            .expect("simulation config is valid"),
+        );
+        let raw = self.register(index).await;
+        let wrap = |(sender, receiver), scheme| (FaultySender::new(sender, faults.clone(), scheme), receiver);
+        let channels = Channels {
+            votes: wrap(raw.votes, Some(equivocator)),
+            certificates: wrap(raw.certificates, None),
+            resolver: wrap(raw.resolver, None),
+            backfill: wrap(raw.backfill, None),
+            blocks: wrap(raw.blocks, None),
+            gossip: wrap(raw.gossip, None),
+        };
         let (handle, outbox) = EngineHandle::new(&self.keys[index]);
         let control = self.oracle.control(self.keys[index].clone());
         let peers = self.oracle.manager();
@@ -228,5 +275,140 @@ impl SimNetwork {
     pub async fn heal(&self) {
         let all: Vec<usize> = (0..self.keys.len()).collect();
         self.partition(&[&all]).await;
+    }
+}
+
+/// Faults applied to everything one simulated validator sends (shared by its channels).
+#[derive(Clone, Debug, Default)]
+pub struct ValidatorFaults {
+    /// Probability (percent) that a message is sent twice (the network then delays, loses or
+    /// delivers each copy independently).
+    pub duplicate_pct: u64,
+    /// While set, every notarize or finalize vote the validator sends is followed by a second,
+    /// validly signed vote for the same round on a random digest: an equivocating validator.
+    pub equivocate: Arc<AtomicBool>,
+    /// Seed of the duplication and equivocation choices.
+    pub seed: u64,
+    /// Messages duplicated and conflicting votes sent so far.
+    pub duplicated: Arc<AtomicU64>,
+    pub equivocations: Arc<AtomicU64>,
+}
+
+impl ValidatorFaults {
+    /// The next pseudo-random number of this validator's fault stream (splitmix64).
+    fn next(&self) -> u64 {
+        let state = self.seed.wrapping_add(self.duplicated.load(Ordering::Relaxed));
+        let mut x = state.wrapping_add(self.equivocations.load(Ordering::Relaxed).rotate_left(32));
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    }
+}
+
+type SimSender = simulated::Sender<PublicKey, deterministic::Context>;
+
+/// A simulated p2p sender with [`ValidatorFaults`]: duplicates messages and, on the vote
+/// channel, equivocates. Rate limits are checked once per logical message.
+#[derive(Clone)]
+struct FaultySender {
+    inner: SimSender,
+    faults: ValidatorFaults,
+    /// Present on the vote channel only: signs the conflicting votes.
+    scheme: Option<Arc<Scheme>>,
+    /// Counts messages sent, so the duplication stream advances per message.
+    sent: Arc<AtomicU64>,
+}
+
+impl FaultySender {
+    fn new(inner: SimSender, faults: ValidatorFaults, scheme: Option<Arc<Scheme>>) -> Self {
+        Self {
+            inner,
+            faults,
+            scheme,
+            sent: Arc::default(),
+        }
+    }
+
+    /// Whether this message is sent twice.
+    fn duplicate(&self) -> bool {
+        let n = self.sent.fetch_add(1, Ordering::Relaxed);
+        let roll = (self.faults.next() ^ n.wrapping_mul(0xA076_1D64_78BD_642F)) % 100;
+        roll < self.faults.duplicate_pct
+    }
+
+    /// A validly signed vote for the same round and parent as `vote`, on a random digest.
+    fn conflicting(&self, vote: &[u8]) -> Option<IoBuf> {
+        let scheme: &Scheme = self.scheme.as_deref()?;
+        if !self.faults.equivocate.load(Ordering::Relaxed) {
+            return None;
+        }
+        let vote = Vote::<Scheme, Digest>::decode(bytes::Bytes::copy_from_slice(vote)).ok()?;
+        let n = self.faults.equivocations.fetch_add(1, Ordering::Relaxed);
+        let digest = Sha256::hash(&[&self.faults.next().to_be_bytes(), &n.to_be_bytes()]);
+        let conflicting = match vote {
+            Vote::Notarize(v) => {
+                let proposal = Proposal::new(v.proposal.round, v.proposal.parent, digest);
+                Vote::Notarize(Notarize::sign(scheme, proposal)?)
+            }
+            Vote::Finalize(v) => {
+                let proposal = Proposal::new(v.proposal.round, v.proposal.parent, digest);
+                Vote::Finalize(Finalize::sign(scheme, proposal)?)
+            }
+            Vote::Nullify(_) => return None,
+        };
+        Some(IoBuf::from(conflicting.encode().to_vec()))
+    }
+}
+
+impl LimitedSender for FaultySender {
+    type PublicKey = PublicKey;
+    type Checked<'a> = FaultyChecked<'a>;
+
+    fn check(&mut self, recipients: Recipients<PublicKey>) -> Result<FaultyChecked<'_>, SystemTime> {
+        let extra = self.clone();
+        let checked = self.inner.check(recipients.clone())?;
+        Ok(FaultyChecked {
+            checked,
+            extra,
+            recipients,
+        })
+    }
+}
+
+struct FaultyChecked<'a> {
+    checked: <SimSender as LimitedSender>::Checked<'a>,
+    /// Sends the extra copies (duplicates, conflicting votes) to the same recipients.
+    extra: FaultySender,
+    recipients: Recipients<PublicKey>,
+}
+
+impl CheckedSender for FaultyChecked<'_> {
+    type PublicKey = PublicKey;
+
+    fn recipients(&self) -> Vec<PublicKey> {
+        self.checked.recipients()
+    }
+
+    fn send(
+        self,
+        message: impl Into<IoBufs> + Send,
+        priority: bool,
+    ) -> commonware_actor::Unreliable<commonware_actor::Feedback> {
+        let message: IoBuf = message.into().coalesce();
+        let mut extra = self.extra;
+        let mut copies = Vec::new();
+        if extra.duplicate() {
+            extra.faults.duplicated.fetch_add(1, Ordering::Relaxed);
+            copies.push(message.clone());
+        }
+        copies.extend(extra.conflicting(message.as_ref()));
+        let feedback = self.checked.send(message, priority);
+        for copy in copies {
+            if let Ok(checked) = extra.inner.check(self.recipients.clone()) {
+                let _ = checked.send(copy, priority);
+            }
+        }
+        feedback
     }
 }

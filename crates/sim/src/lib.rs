@@ -1,0 +1,215 @@
+//! Deterministic simulation of a whole chipledger network in one process.
+//!
+//! Four validators — each a real [`Executor`](chipledger_node::executor::Executor) over its own
+//! redb directory, running the real consensus engine — on commonware's deterministic runtime
+//! (virtual clock, seeded scheduler) and simulated p2p network. Everything a run does is a
+//! function of its seed: the [`FaultMix`] (loss, latency, jitter, duplication, partition, crash,
+//! clock skew, byzantine validator, flood), the workload and the byzantine clients. A failing
+//! seed replays exactly with `chipledger sim --seed <S>`.
+//!
+//! ```no_run
+//! let report = chipledger_sim::run_seed(7, &chipledger_sim::SimOptions::default()).unwrap();
+//! println!("{}", report.mix);
+//! ```
+//!
+//! See README.md for the fault classes, the invariants, and what is not simulated.
+
+#![forbid(unsafe_code)]
+
+mod faults;
+mod invariants;
+mod scenario;
+mod sweep;
+mod workload;
+mod world;
+
+pub use faults::{Byzantine, CLOCK_SKEW_MS_MAX, DUPLICATE_PCT_MAX, FaultMix, LOSS_PCT_MAX, Partition};
+pub use invariants::Invariant;
+pub use sweep::{Progress, Summary, run_seeds};
+pub use workload::ClientStats;
+
+use chipledger_node::consensus::sim::{Clock, Runner, SimConfig, SimNetwork, ValidatorFaults, deterministic};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use workload::Workload;
+use world::{Node, World};
+
+/// Validators in the simulated network (tolerates one faulty validator).
+pub const VALIDATORS: usize = 4;
+/// The deterministic runtime's own limit on a seed's virtual time.
+const VIRTUAL_TIME_MAX: Duration = Duration::from_secs(1_800);
+
+/// How seeds are run.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Where the validators' redb directories go (one sub-directory per seed, removed after).
+    pub scratch: PathBuf,
+}
+
+impl Default for SimOptions {
+    /// Scratch space in RAM-backed `/dev/shm` when present (redb's fsync per block on a real
+    /// disk would dominate the run; a crash here aborts tasks, it does not lose the page
+    /// cache), else the temporary directory.
+    fn default() -> Self {
+        let shm = Path::new("/dev/shm");
+        let root = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        Self {
+            scratch: root.join(format!("chipledger-sim-{}", std::process::id())),
+        }
+    }
+}
+
+/// What one passing seed did.
+#[derive(Clone, Debug)]
+pub struct SeedReport {
+    pub seed: u64,
+    pub mix: FaultMix,
+    /// Final height, transactions in the log and final checkpoints (validator 0's chain).
+    pub height: u64,
+    pub txs: u64,
+    pub checkpoints: u64,
+    /// Byzantine validator: proposals it corrupted, conflicting votes it signed.
+    pub corrupted_proposals: u64,
+    pub equivocations: u64,
+    /// p2p messages sent twice, over all validators.
+    pub duplicated: u64,
+    pub clients: ClientStats,
+    pub virtual_ms: u64,
+    pub wall: Duration,
+}
+
+/// A seed that violated an invariant.
+#[derive(Debug, thiserror::Error)]
+#[error("seed {seed}: {invariant} violated in phase {phase}: {detail} [{mix}]")]
+pub struct SimFailure {
+    pub seed: u64,
+    pub phase: &'static str,
+    pub invariant: Invariant,
+    pub detail: String,
+    /// The seed's fault mix (boxed: it is large next to the rest).
+    pub mix: Box<FaultMix>,
+}
+
+impl SimFailure {
+    /// The one line that replays this seed.
+    pub fn replay_command(&self) -> String {
+        format!("replay: cargo run --release -p chipledger -- sim --seed {}", self.seed)
+    }
+}
+
+/// A seed's directory, removed when the seed ends (also on panic).
+struct SeedDir(PathBuf);
+
+impl Drop for SeedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs one seed: its whole scenario, every invariant after every phase, and the end-of-run
+/// checks on every validator's database.
+pub fn run_seed(seed: u64, options: &SimOptions) -> Result<SeedReport, SimFailure> {
+    let mix = FaultMix::from_seed(seed);
+    let dir = SeedDir(options.scratch.join(format!("seed-{seed}")));
+    let started = Instant::now();
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new()
+            .with_seed(seed)
+            .with_timeout(Some(VIRTUAL_TIME_MAX)),
+    );
+    let fail = |phase, (invariant, detail)| SimFailure {
+        seed,
+        phase,
+        invariant,
+        detail,
+        mix: Box::new(mix.clone()),
+    };
+    let outcome = runner.start(|context| simulate(context, seed, mix.clone(), dir.0.clone()));
+    let mut report = outcome.map_err(|(phase, v)| fail(phase, v))?;
+    let dirs: Vec<PathBuf> = (0..VALIDATORS).map(|i| dir.0.join(format!("v{i}"))).collect();
+    let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let genesis = world::genesis(&validator_keys());
+    let chain = invariants::final_chains(&genesis, &dir_refs, &dir.0.join("replay")).map_err(|v| fail("end", v))?;
+    report.height = chain.height;
+    report.txs = chain.txs;
+    report.checkpoints = chain.checkpoints;
+    report.wall = started.elapsed();
+    Ok(report)
+}
+
+/// The simulated validators' consensus keys (fixed: they do not depend on the seed).
+fn validator_keys() -> Vec<[u8; 32]> {
+    chipledger_node::consensus::sim::public_keys(VALIDATORS)
+}
+
+type Outcome = Result<SeedReport, (&'static str, invariants::Violation)>;
+
+async fn simulate(context: deterministic::Context, seed: u64, mix: FaultMix, dir: PathBuf) -> Outcome {
+    let mut config = SimConfig::new(VALIDATORS);
+    config.link = mix.link;
+    // As in production: the engine's block limit is the ledger's.
+    config.max_block_bytes = chipledger_node::consensus::MAX_BLOCK_BYTES;
+    let net = SimNetwork::new(&context, config).await;
+    let genesis = world::genesis(&net.public_keys());
+    let nodes = (0..VALIDATORS)
+        .map(|i| {
+            let faults = ValidatorFaults {
+                duplicate_pct: mix.duplicate_pct,
+                seed: faults::mix(seed ^ (i as u64 + 1)),
+                ..ValidatorFaults::default()
+            };
+            Node::new(dir.join(format!("v{i}")), mix.skew_ms[i], faults)
+        })
+        .collect();
+    let mut world = World { net, genesis, nodes };
+    for i in 0..VALIDATORS {
+        world.start(i).await.map_err(|e| ("start", (Invariant::Restart, e)))?;
+    }
+    let mut load = Workload::new(seed);
+    let result = scenario::Run {
+        context: &context,
+        world: &mut world,
+        load: &mut load,
+        mix: &mix,
+        polls: 0,
+    }
+    .all_phases()
+    .await;
+    if result.is_ok() {
+        load.stats.forks_dropped = invariants::forks_dropped(&world, &load);
+    }
+    let report = SeedReport {
+        seed,
+        corrupted_proposals: world.nodes.iter().map(|n| n.corrupted.load(Ordering::Relaxed)).sum(),
+        equivocations: world
+            .nodes
+            .iter()
+            .map(|n| n.faults.equivocations.load(Ordering::Relaxed))
+            .sum(),
+        duplicated: world
+            .nodes
+            .iter()
+            .map(|n| n.faults.duplicated.load(Ordering::Relaxed))
+            .sum(),
+        clients: load.stats,
+        virtual_ms: context
+            .current()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64,
+        mix,
+        height: 0,
+        txs: 0,
+        checkpoints: 0,
+        wall: Duration::ZERO,
+    };
+    for i in 0..VALIDATORS {
+        world.crash(i).await;
+    }
+    result.map(|()| report)
+}

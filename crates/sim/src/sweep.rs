@@ -1,0 +1,145 @@
+//! Running many seeds on several threads, and the summary of a sweep.
+
+use crate::faults::{Byzantine, Partition};
+use crate::{SeedReport, SimFailure, SimOptions, run_seed};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Called after each seed (from the thread that ran it).
+pub type Progress<'a> = &'a (dyn Fn(&Result<SeedReport, SimFailure>) + Sync);
+
+/// What a sweep did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub seeds: u64,
+    pub failures: Vec<SimFailure>,
+    /// Fault classes and how many seeds drew each.
+    pub mix: BTreeMap<&'static str, u64>,
+    /// Totals over the passing seeds.
+    pub heights: u64,
+    pub txs: u64,
+    pub checkpoints: u64,
+    pub corrupted_proposals: u64,
+    pub equivocations: u64,
+    pub duplicated: u64,
+    pub replays: u64,
+    pub forks: u64,
+    pub forks_dropped: u64,
+    pub flooded: u64,
+    pub virtual_ms: u64,
+    /// Wall time of the sweep, and the slowest seed.
+    pub wall: Duration,
+    pub slowest: (u64, Duration),
+}
+
+impl Summary {
+    fn add(&mut self, result: Result<SeedReport, SimFailure>) {
+        self.seeds += 1;
+        let r = match result {
+            Ok(r) => r,
+            Err(f) => {
+                self.count_mix(&f.mix);
+                self.failures.push(f);
+                return;
+            }
+        };
+        self.count_mix(&r.mix);
+        self.heights += r.height;
+        self.txs += r.txs;
+        self.checkpoints += r.checkpoints;
+        self.corrupted_proposals += r.corrupted_proposals;
+        self.equivocations += r.equivocations;
+        self.duplicated += r.duplicated;
+        self.replays += r.clients.replays;
+        self.forks += r.clients.forks;
+        self.forks_dropped += r.clients.forks_dropped;
+        self.flooded += r.clients.flooded;
+        self.virtual_ms += r.virtual_ms;
+        if r.wall > self.slowest.1 {
+            self.slowest = (r.seed, r.wall);
+        }
+    }
+
+    fn count_mix(&mut self, mix: &crate::FaultMix) {
+        let loss = match mix.loss_pct() {
+            0..=10 => "loss 0-10%",
+            11..=20 => "loss 11-20%",
+            _ => "loss 21-30%",
+        };
+        let partition = match mix.partition {
+            Partition::IsolateOne(_) => "partition: isolate one",
+            Partition::Split(_) => "partition: split 2-2",
+        };
+        let byzantine = match mix.byzantine.1 {
+            Byzantine::Mute => "byzantine: mute",
+            Byzantine::InvalidProposals => "byzantine: invalid proposals",
+            Byzantine::Equivocate => "byzantine: equivocate",
+        };
+        let mut classes = vec![loss, partition, byzantine, "crash + restart", "clock skew", "flood"];
+        if mix.duplicate_pct > 0 {
+            classes.push("duplication");
+        }
+        for class in classes {
+            *self.mix.entry(class).or_default() += 1;
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let passed = self.seeds - self.failures.len() as u64;
+        let per_seed = self.wall.as_secs_f64() * 1000.0 / self.seeds.max(1) as f64;
+        writeln!(
+            f,
+            "sim: {} seeds, {passed} passed, {} failed in {:.1} s ({per_seed:.0} ms/seed wall, slowest seed {} {:.2} s)",
+            self.seeds,
+            self.failures.len(),
+            self.wall.as_secs_f64(),
+            self.slowest.0,
+            self.slowest.1.as_secs_f64(),
+        )?;
+        let mix: Vec<String> = self.mix.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        writeln!(f, "sim: fault mix: {}", mix.join(", "))?;
+        write!(
+            f,
+            "sim: totals: {} heights, {} txs final, {} checkpoints checked, {} s virtual; byzantine: {} invalid proposals, {} conflicting votes; {} messages duplicated; clients: {} replays, {} forks ({} with neither side final), {} flooded",
+            self.heights,
+            self.txs,
+            self.checkpoints,
+            self.virtual_ms / 1000,
+            self.corrupted_proposals,
+            self.equivocations,
+            self.duplicated,
+            self.replays,
+            self.forks,
+            self.forks_dropped,
+            self.flooded,
+        )
+    }
+}
+
+/// Runs `seeds` on `threads` threads (each seed is independent and deterministic, so the order
+/// they run in does not matter). `progress` sees each result as it comes.
+pub fn run_seeds(seeds: &[u64], threads: usize, options: &SimOptions, progress: Progress<'_>) -> Summary {
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let summary = Mutex::new(Summary::default());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let result = run_seed(seed, options);
+                    progress(&result);
+                    summary.lock().expect("summary lock").add(result);
+                }
+            });
+        }
+    });
+    let mut summary = summary.into_inner().expect("summary lock");
+    summary.failures.sort_by_key(|f| f.seed);
+    summary.wall = started.elapsed();
+    summary
+}
