@@ -45,6 +45,19 @@ pub struct Db {
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let db = Database::create(path).with_context(|| format!("opening {}", path.display()))?;
+        Self::with_tables(db)
+    }
+
+    /// Open (or create) the database over `backend` instead of a plain file: the simulation
+    /// passes one that injects write failures and power loss (`chipledger-sim`).
+    pub fn open_with_backend(backend: impl redb::StorageBackend, what: &str) -> Result<Db> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .with_context(|| format!("opening {what}"))?;
+        Self::with_tables(db)
+    }
+
+    fn with_tables(db: Database) -> Result<Db> {
         let txn = db.begin_write()?;
         {
             txn.open_table(STATE)?;

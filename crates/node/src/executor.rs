@@ -36,6 +36,8 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 10_000;
 const SIG_CACHE_MAX: usize = 200_000;
 /// Remembered rejection reasons (for `tx status`).
 const REJECTED_MAX: usize = 100_000;
+/// The ledger database file in an executor's directory.
+const LEDGER_FILE: &str = "ledger.redb";
 
 /// This validator's identity within the genesis validator list.
 #[derive(Clone)]
@@ -195,7 +197,24 @@ impl Executor {
     /// Open (or create) the ledger database under `dir` for this genesis and identity.
     pub fn open(dir: &Path, genesis: Genesis, me: Identity) -> Result<Executor> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let db = Arc::new(Db::open(&dir.join("ledger.redb"))?);
+        let db = Db::open(&dir.join(LEDGER_FILE))?;
+        Self::open_db(db, dir, genesis, me)
+    }
+
+    /// As [`Executor::open`], with the database file `dir/ledger.redb` reached through
+    /// `backend` (built over that file by the caller): the simulation's faulty disk.
+    pub fn open_with_backend(
+        dir: &Path,
+        backend: impl redb::StorageBackend,
+        genesis: Genesis,
+        me: Identity,
+    ) -> Result<Executor> {
+        let db = Db::open_with_backend(backend, &dir.join(LEDGER_FILE).display().to_string())?;
+        Self::open_db(db, dir, genesis, me)
+    }
+
+    fn open_db(db: Db, dir: &Path, genesis: Genesis, me: Identity) -> Result<Executor> {
+        let db = Arc::new(db);
         let (gblock, gwrites, _) = genesis_block(&genesis);
         let genesis_bytes = gblock.to_cbor();
         if db.height()?.is_none() {
@@ -670,6 +689,13 @@ impl Executor {
         Some(digest)
     }
 
+    /// Apply and store a finalized block; `Ok(false)` if it was already committed. An error
+    /// leaves the executor at its previous tip ([`Ledger::finalized`] stops the process on it;
+    /// the simulation crashes the validator instead when its disk failed on purpose).
+    pub fn try_finalized(&self, block: &[u8]) -> Result<bool> {
+        self.commit(block)
+    }
+
     /// Commit a finalized block. Returns false if it was already committed.
     fn commit(&self, block: &[u8]) -> Result<bool> {
         let header = decode_header(block).context("finalized block does not decode")?;
@@ -790,7 +816,7 @@ impl Ledger for Executor {
     }
 
     fn finalized(&self, block: &[u8], _certificate: &[u8]) {
-        if let Err(e) = self.commit(block) {
+        if let Err(e) = self.try_finalized(block) {
             // A finalized block we cannot apply means our copy of the state is wrong or the
             // disk failed: continuing would serve wrong answers, so stop the process.
             error!(error = %e, "cannot apply a finalized block; stopping");

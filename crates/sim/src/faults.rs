@@ -2,6 +2,7 @@
 //! whole scenario and replays it exactly.
 
 use crate::VALIDATORS;
+use crate::disk::DiskFault;
 use chipledger_node::consensus::sim::SimLink;
 use std::fmt;
 
@@ -55,6 +56,19 @@ pub enum Byzantine {
     Equivocate,
 }
 
+/// Writes, counted from the start of the crash phase, within which the armed disk fails.
+pub const DISK_FAULT_WRITES_MAX: u64 = 200;
+
+/// How the crashed validator goes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// Its tasks are aborted at an instant (`crash_delay_ms` into the phase): a process kill.
+    Kill,
+    /// Its disk fails at the `n`th write of the phase (write error or power loss with torn and
+    /// lost unsynced writes), then it is killed.
+    Disk(DiskFault, u64),
+}
+
 /// Everything that goes wrong in one seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultMix {
@@ -67,6 +81,8 @@ pub struct FaultMix {
     pub partition_ms: u64,
     /// The validator that crashes and restarts from disk (never receives client submissions).
     pub crashed: usize,
+    /// How it crashes.
+    pub crash: Crash,
     /// Virtual delay between the crash phase starting and the crash (lands anywhere in a block's
     /// finalize → apply → acknowledge sequence).
     pub crash_delay_ms: u64,
@@ -104,6 +120,11 @@ impl FaultMix {
             partition,
             partition_ms: 1_000 + r(8) % 3_000,
             crashed: (r(9) % VALIDATORS as u64) as usize,
+            crash: match r(14) % 3 {
+                0 => Crash::Kill,
+                1 => Crash::Disk(DiskFault::WriteError, 1 + r(15) % DISK_FAULT_WRITES_MAX),
+                _ => Crash::Disk(DiskFault::PowerLoss, 1 + r(15) % DISK_FAULT_WRITES_MAX),
+            },
             crash_delay_ms: r(10) % 1_000,
             skew_ms: [skew(0), skew(1), skew(2), skew(3)],
             byzantine: ((r(12) % VALIDATORS as u64) as usize, byzantine),
@@ -121,7 +142,7 @@ impl fmt::Display for FaultMix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "loss {}% latency {}±{} ms dup {}% partition {:?} for {} ms, crash v{} (+{} ms), skew {:?} ms, byzantine v{} {:?}, flood {}",
+            "loss {}% latency {}±{} ms dup {}% partition {:?} for {} ms, crash v{} {:?} (+{} ms), skew {:?} ms, byzantine v{} {:?}, flood {}",
             self.loss_pct(),
             self.link.latency_ms,
             self.link.jitter_ms,
@@ -129,6 +150,7 @@ impl fmt::Display for FaultMix {
             self.partition,
             self.partition_ms,
             self.crashed,
+            self.crash,
             self.crash_delay_ms,
             self.skew_ms,
             self.byzantine.0,

@@ -39,8 +39,10 @@ pub enum Invariant {
     NoLostTx,
     /// Validators make progress when a quorum of honest validators can talk.
     Liveness,
-    /// A validator reopens from its directory after a crash.
+    /// A validator reopens from its directory after a crash (or a disk fault).
     Restart,
+    /// Every finalized block applies on every validator whose disk works.
+    Apply,
     /// The honest workload was refused (a transaction every validator should accept).
     Workload,
 }
@@ -53,6 +55,7 @@ impl fmt::Display for Invariant {
             Invariant::Checkpoints => "checkpoints",
             Invariant::NoStateChangeWithoutTx => "no state change without a final transaction",
             Invariant::NoDoubleApply => "no double apply",
+            Invariant::Apply => "every finalized block applies",
             Invariant::NoLostTx => "no accepted transaction lost",
             Invariant::Liveness => "liveness",
             Invariant::Restart => "restart from disk",
@@ -72,6 +75,9 @@ fn check(ok: bool, invariant: Invariant, detail: impl FnOnce() -> String) -> Res
 /// Agreement on the running validators: at every height finalized by two or more of them,
 /// the headers' digest, state root and log root are identical.
 pub fn agreement(world: &World) -> Result<(), Violation> {
+    if let Some(e) = world.apply_errors() {
+        return Err((Invariant::Apply, e));
+    }
     let running = world.running();
     for height in 0..=world.max_height() {
         let headers: Vec<_> = running

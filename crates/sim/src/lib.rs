@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod disk;
 mod faults;
 mod invariants;
 mod scenario;
@@ -23,7 +24,9 @@ mod sweep;
 mod workload;
 mod world;
 
-pub use faults::{Byzantine, CLOCK_SKEW_MS_MAX, DUPLICATE_PCT_MAX, FaultMix, LOSS_PCT_MAX, Partition};
+pub use faults::{
+    Byzantine, CLOCK_SKEW_MS_MAX, Crash, DISK_FAULT_WRITES_MAX, DUPLICATE_PCT_MAX, FaultMix, LOSS_PCT_MAX, Partition,
+};
 pub use invariants::Invariant;
 pub use sweep::{Progress, Summary, run_seeds};
 pub use workload::ClientStats;
@@ -78,6 +81,9 @@ pub struct SeedReport {
     pub equivocations: u64,
     /// p2p messages sent twice, over all validators.
     pub duplicated: u64,
+    /// What the crashed validator's disk fault did (none for a plain kill, or if the disk saw
+    /// fewer writes than the fault waited for).
+    pub disk: Option<disk::DiskTrip>,
     pub clients: ClientStats,
     pub virtual_ms: u64,
     pub wall: Duration,
@@ -196,6 +202,7 @@ async fn simulate(context: deterministic::Context, seed: u64, mix: FaultMix, dir
             .iter()
             .map(|n| n.faults.duplicated.load(Ordering::Relaxed))
             .sum(),
+        disk: world.nodes[mix.crashed].disk_trip,
         clients: load.stats,
         virtual_ms: context
             .current()

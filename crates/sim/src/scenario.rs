@@ -2,7 +2,7 @@
 //! heal, crash and restart from disk, settle. Invariants are checked after every phase.
 
 use crate::VALIDATORS;
-use crate::faults::{Byzantine, FaultMix};
+use crate::faults::{Byzantine, Crash, FaultMix};
 use crate::invariants::{self, Invariant, Violation};
 use crate::workload::Workload;
 use crate::world::World;
@@ -20,6 +20,8 @@ const HEIGHTS_UNDER_BYZANTINE: u64 = 2;
 const LOAD_BEFORE_FAULTS: Duration = Duration::from_millis(500);
 /// Virtual-time limit of any phase that waits for progress.
 pub const PHASE_DEADLINE: Duration = Duration::from_secs(120);
+/// Virtual time the armed disk has to fail in before the validator is killed anyway.
+const DISK_FAULT_DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(250);
 /// Re-gossip period in polls (3 s, the node's `REGOSSIP_EVERY`), and its batch limit.
 const REGOSSIP_EVERY_POLLS: u64 = 12;
@@ -170,10 +172,25 @@ impl Run<'_> {
         invariants::agreement(self.world)
     }
 
+    /// The crashed validator is killed at an instant, or its disk fails (write error, or power
+    /// loss with a torn write and lost unsynced writes) and it is killed right after; either
+    /// way it must reopen from what its disk holds and catch up.
     async fn crash_restart(&mut self, targets: &[usize]) -> Result<(), Violation> {
         let crashed = self.mix.crashed;
-        self.load_for(targets, Duration::from_millis(self.mix.crash_delay_ms))
-            .await?;
+        match self.mix.crash {
+            Crash::Kill => {
+                self.load_for(targets, Duration::from_millis(self.mix.crash_delay_ms))
+                    .await?;
+            }
+            Crash::Disk(fault, after_writes) => {
+                let disk = self.world.nodes[crashed].disk.clone();
+                disk.arm(after_writes, fault, self.mix.crash_delay_ms);
+                // Blocks keep coming under load, so the disk sees its writes; if it has not
+                // failed by the deadline the validator is killed anyway (the report says so).
+                self.drive(targets, DISK_FAULT_DEADLINE, |_, _| disk.tripped().is_some())
+                    .await?;
+            }
+        }
         self.world.crash(crashed).await;
         let up: Vec<usize> = (0..VALIDATORS).filter(|&i| i != crashed).collect();
         let target = self.world.max_height() + HEIGHTS_WHILE_CRASHED;

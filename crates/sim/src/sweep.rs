@@ -29,6 +29,11 @@ pub struct Summary {
     pub forks: u64,
     pub forks_dropped: u64,
     pub flooded: u64,
+    /// Disk faults that happened (the disk saw enough writes), torn writes among them, and
+    /// unsynced writes lost in power cuts.
+    pub disk_faults: u64,
+    pub torn_writes: u64,
+    pub lost_writes: u64,
     pub virtual_ms: u64,
     /// Wall time of the sweep, and the slowest seed.
     pub wall: Duration,
@@ -57,6 +62,11 @@ impl Summary {
         self.forks += r.clients.forks;
         self.forks_dropped += r.clients.forks_dropped;
         self.flooded += r.clients.flooded;
+        if let Some(trip) = r.disk {
+            self.disk_faults += 1;
+            self.torn_writes += u64::from(trip.torn_bytes > 0 && trip.torn_bytes < trip.write_len);
+            self.lost_writes += trip.lost as u64;
+        }
         self.virtual_ms += r.virtual_ms;
         if r.wall > self.slowest.1 {
             self.slowest = (r.seed, r.wall);
@@ -78,7 +88,12 @@ impl Summary {
             Byzantine::InvalidProposals => "byzantine: invalid proposals",
             Byzantine::Equivocate => "byzantine: equivocate",
         };
-        let mut classes = vec![loss, partition, byzantine, "crash + restart", "clock skew", "flood"];
+        let crash = match mix.crash {
+            crate::Crash::Kill => "crash: kill",
+            crate::Crash::Disk(crate::disk::DiskFault::WriteError, _) => "crash: disk write error",
+            crate::Crash::Disk(crate::disk::DiskFault::PowerLoss, _) => "crash: power loss",
+        };
+        let mut classes = vec![loss, partition, byzantine, crash, "clock skew", "flood"];
         if mix.duplicate_pct > 0 {
             classes.push("duplication");
         }
@@ -105,7 +120,7 @@ impl fmt::Display for Summary {
         writeln!(f, "sim: fault mix: {}", mix.join(", "))?;
         write!(
             f,
-            "sim: totals: {} heights, {} txs final, {} checkpoints checked, {} s virtual; byzantine: {} invalid proposals, {} conflicting votes; {} messages duplicated; clients: {} replays, {} forks ({} with neither side final), {} flooded",
+            "sim: totals: {} heights, {} txs final, {} checkpoints checked, {} s virtual; byzantine: {} invalid proposals, {} conflicting votes; {} messages duplicated; clients: {} replays, {} forks ({} with neither side final), {} flooded; disks: {} faults happened ({} torn writes, {} unsynced writes lost)",
             self.heights,
             self.txs,
             self.checkpoints,
@@ -117,6 +132,9 @@ impl fmt::Display for Summary {
             self.forks,
             self.forks_dropped,
             self.flooded,
+            self.disk_faults,
+            self.torn_writes,
+            self.lost_writes,
         )
     }
 }

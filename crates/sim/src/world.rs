@@ -3,6 +3,7 @@
 //! its clock and, when told to, corrupts its proposals.
 
 use crate::VALIDATORS;
+use crate::disk::{DiskControl, DiskTrip, FaultyDisk};
 use chipledger_node::consensus::sim::{SimNetwork, SimValidator, ValidatorFaults};
 use chipledger_node::consensus::{BlockInfo, Ledger};
 use chipledger_node::executor::{Executor, Identity};
@@ -12,8 +13,8 @@ use chipledger_types::genesis::{Genesis, Policy, ValidatorSpec};
 use chipledger_types::keys::SigningKey;
 use chipledger_types::tx::{OrgSpec, Payload, Role, SignedTx, TxBody};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Genesis organisations, one validator each (`v-<org>`), in validator-index order.
 pub const ORGS: [(&str, Role); VALIDATORS] = [
@@ -107,13 +108,18 @@ pub fn identity(index: usize) -> Identity {
 // ---------------------------------------------------------------------------------------------
 
 /// The engine's view of a validator's [`Executor`]: its clock is offset by `skew_ms`, and while
-/// `corrupt` is set its proposals carry a wrong state root (a byzantine proposer).
+/// `corrupt` is set its proposals carry a wrong state root (a byzantine proposer). A finalized
+/// block it cannot store is not the end of the process (as in production, exit code 70): after
+/// an injected disk fault the simulation crashes the validator; any other failure is kept in
+/// `apply_error` and reported as a violation of the seed.
 #[derive(Clone)]
 pub struct FaultyLedger {
     inner: Executor,
     skew_ms: i64,
     corrupt: Arc<AtomicBool>,
     corrupted: Arc<AtomicU64>,
+    disk: DiskControl,
+    apply_error: Arc<Mutex<Option<String>>>,
 }
 
 impl FaultyLedger {
@@ -155,8 +161,13 @@ impl Ledger for FaultyLedger {
         self.inner.verify(parent, block, self.clock(now_ms))
     }
 
-    fn finalized(&self, block: &[u8], certificate: &[u8]) {
-        self.inner.finalized(block, certificate)
+    fn finalized(&self, block: &[u8], _certificate: &[u8]) {
+        if let Err(e) = self.inner.try_finalized(block)
+            && self.disk.tripped().is_none()
+        {
+            let mut slot = self.apply_error.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(format!("{e:#}"));
+        }
     }
 
     fn last_finalized_height(&self) -> u64 {
@@ -182,6 +193,13 @@ pub struct Node {
     /// Byzantine proposals switch, and how many proposals were corrupted.
     pub corrupt: Arc<AtomicBool>,
     pub corrupted: Arc<AtomicU64>,
+    /// The disk under the running executor (a fresh, healthy one at every start: a database
+    /// left over from before a crash can never write again).
+    pub disk: DiskControl,
+    /// What the last disk fault did, recorded when the validator crashed.
+    pub disk_trip: Option<DiskTrip>,
+    /// A finalized block the executor could not apply, other than through an injected fault.
+    pub apply_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Node {
@@ -194,6 +212,9 @@ impl Node {
             faults,
             corrupt: Arc::default(),
             corrupted: Arc::default(),
+            disk: DiskControl::default(),
+            disk_trip: None,
+            apply_error: Arc::default(),
         }
     }
 }
@@ -212,13 +233,20 @@ impl World {
             node.exec.is_none() && node.engine.is_none(),
             "validator {index} is running"
         );
-        let exec = Executor::open(&node.dir, self.genesis.clone(), identity(index))
+        node.disk = DiskControl::default();
+        std::fs::create_dir_all(&node.dir).map_err(|e| format!("creating {}: {e}", node.dir.display()))?;
+        let file = node.dir.join("ledger.redb");
+        let backend =
+            FaultyDisk::open(&file, node.disk.clone()).map_err(|e| format!("opening {}: {e}", file.display()))?;
+        let exec = Executor::open_with_backend(&node.dir, backend, self.genesis.clone(), identity(index))
             .map_err(|e| format!("validator {index} does not reopen from disk: {e:#}"))?;
         let ledger = FaultyLedger {
             inner: exec.clone(),
             skew_ms: node.skew_ms,
             corrupt: node.corrupt.clone(),
             corrupted: node.corrupted.clone(),
+            disk: node.disk.clone(),
+            apply_error: node.apply_error.clone(),
         };
         let engine = self.net.start_validator_with(index, ledger, node.faults.clone()).await;
         exec.attach_engine(engine.handle().clone());
@@ -235,6 +263,19 @@ impl World {
             engine.crash().await;
         }
         node.exec = None;
+        if let Some(trip) = node.disk.tripped() {
+            node.disk_trip = Some(trip);
+        }
+    }
+
+    /// The first finalized block a validator could not apply (other than by an injected disk
+    /// fault), if any.
+    pub fn apply_errors(&self) -> Option<String> {
+        self.nodes.iter().enumerate().find_map(|(i, n)| {
+            let slot = n.apply_error.lock().unwrap_or_else(|p| p.into_inner());
+            slot.as_ref()
+                .map(|e| format!("validator {i} cannot apply a finalized block: {e}"))
+        })
     }
 
     pub fn exec(&self, index: usize) -> &Executor {

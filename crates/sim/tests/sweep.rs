@@ -2,9 +2,7 @@
 //! every invariant (see the crate README), on two threads.
 //!
 //! Replay one seed: `SIM_SEED=123 cargo test -p chipledger-sim`; `SIM_SEEDS=5000` runs more,
-//! `SIM_THREADS=4` on more threads. If the process dies with exit code 70, an executor stopped
-//! on a finalized block it could not apply (a bug the executor refuses to continue past): the
-//! seeds in progress are the ones last printed as "starting".
+//! `SIM_THREADS=4` on more threads.
 
 use chipledger_sim::{SimOptions, run_seeds};
 
