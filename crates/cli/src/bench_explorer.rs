@@ -1,10 +1,12 @@
 //! `chipledger bench explorer`: the explorer's fleet page over N real devices, measured through
 //! the JSON API and in headless Chromium.
 //!
-//! Four validator processes in a temporary directory (as `bench ledger`); governance adds a
-//! second owner and grants the manufacturer's CA (`chipledger_cli::fleet_setup`, as the demo);
-//! the manufacturer provisions N SoftChips (real DICE DeviceID keys and certificates) and
-//! registers them in batches over several models and both owners, so every chart has bars.
+//! Four validator processes in a temporary directory (as `bench ledger`); governance adds
+//! owners (one per ~2,000 devices, at least two: an owner holds at most 4,096 devices) and
+//! grants the manufacturer's CA (`chipledger_cli::fleet_setup`, as the demo); the manufacturer
+//! provisions N SoftChips (real DICE DeviceID keys and certificates) and registers them in
+//! batches over several models and owners, so every chart has bars. A stall (no registration
+//! final for a minute) stops the run with where the next registration stands on each validator.
 //! Then: median and p95 latency of the routes the fleet page reads, and in Chromium the time
 //! from navigation (or the "Next" click) to `[data-test=page-fleet][data-state=ready]`, with the
 //! rendered row count checked to stay within one page.
@@ -19,7 +21,7 @@ use chipledger_cli::fleet_setup::{add_org, grant_ca, org_key};
 use chipledger_cli::net::LocalNet;
 use chipledger_types::cbor::Encode;
 use chipledger_types::device_tx::ModelRange;
-use chipledger_types::tx::{Payload, Role, SignedTx, TxBody};
+use chipledger_types::tx::{Payload, Role, SignedTx, TxBody, TxHash};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -30,9 +32,11 @@ const MODEL_NAME: &str = "bench-sensor";
 /// The models registered (granted range `MODEL_FIRST..=MODEL_FIRST + 99`); see [`model_of`].
 const MODEL_FIRST: u32 = 100;
 const MODELS: u32 = 4;
-/// The owners: a default one and one added by governance; see [`owner_of`].
+/// The owners: a default one and others added by governance; see [`Owners`].
 const OWNER: &str = "city";
-const SECOND_OWNER: &str = "harbor";
+/// Devices per owner the benchmark plans for: under the ledger's `MAX_DEVICES_PER_OWNER`
+/// (4,096; the owner index is one state value), so a large fleet is split across owners.
+const DEVICES_PER_OWNER_PLANNED: usize = 4_000;
 /// Registrations per `POST /v1/txs` batch.
 const BATCH_TXS: usize = 1000;
 /// Most registrations submitted but not yet final (the mempool admits 25,000 per organisation).
@@ -51,6 +55,8 @@ const TARGET_API_P95_MS: f64 = 50.0;
 /// How long the network may take to start, and to finalize all registrations.
 const START_WAIT: Duration = Duration::from_secs(60);
 const REGISTER_WAIT: Duration = Duration::from_secs(1800);
+/// No new registration for this long is a stall (the benchmark stops and says why).
+const STALL_AFTER: Duration = Duration::from_secs(60);
 /// Desktop viewport.
 const WINDOW: (u32, u32) = (1280, 900);
 
@@ -86,14 +92,17 @@ pub fn explorer(a: ExplorerArgs) -> Result<()> {
 
 fn measure(net: &LocalNet, n: usize) -> Result<Value> {
     let client = Client::new(&net.apis[0])?;
-    add_org(net, &client, SECOND_OWNER, vec![Role::Owner])?;
+    let owners = Owners::for_devices(n);
+    for name in &owners.names[1..] {
+        add_org(net, &client, name, vec![Role::Owner])?;
+    }
     let models = ModelRange {
         first: MODEL_FIRST,
         last: MODEL_FIRST + 99,
     };
     let ca = grant_ca(net, &client, MANUFACTURER, CA_NAME, models)?;
     let started = Instant::now();
-    let (mut ids, payloads) = provision(&ca, n)?;
+    let (mut ids, payloads) = provision(&ca, n, &owners)?;
     let provision_s = started.elapsed().as_secs_f64();
     let started = Instant::now();
     register(net, &client, payloads)?;
@@ -103,7 +112,7 @@ fn measure(net: &LocalNet, n: usize) -> Result<Value> {
     let api = api_latencies(&net.apis[0], &queries, n)?;
     let page = browser_figures(&net.apis[0], &queries)?;
     Ok(json!({
-        "validators": net.apis.len(), "devices": n, "models": MODELS, "owners": [OWNER, SECOND_OWNER],
+        "validators": net.apis.len(), "devices": n, "models": MODELS, "owners": owners.names,
         "provision_s": round1(provision_s), "register_s": round1(register_s),
         "registrations_per_s": (n as f64 / register_s).round(),
         "api": api, "browser": page,
@@ -117,19 +126,37 @@ fn model_of(i: usize) -> u32 {
     MODEL_FIRST + (i % 7).min(MODELS as usize - 1) as u32
 }
 
-/// Owner of the `i`th device: 7 in 10 to [`OWNER`].
-fn owner_of(i: usize) -> &'static str {
-    if i % 10 < 7 { OWNER } else { SECOND_OWNER }
+/// The owners of the registered devices: [`OWNER`] and `owner-2`.. `owner-k`, enough that none
+/// gets more than [`DEVICES_PER_OWNER_PLANNED`] (at least two, so the owner chart has bars).
+struct Owners {
+    names: Vec<String>,
+}
+
+impl Owners {
+    fn for_devices(n: usize) -> Owners {
+        // The last owner gets a double share (the chart's bars differ): 2n / (k + 1) ≤ planned.
+        let k = ((2 * n).div_ceil(DEVICES_PER_OWNER_PLANNED)).saturating_sub(1).max(2);
+        let names = std::iter::once(OWNER.to_string())
+            .chain((2..=k).map(|j| format!("owner-{j}")))
+            .collect();
+        Owners { names }
+    }
+
+    /// Owner of the `i`th device.
+    fn of(&self, i: usize) -> &str {
+        let k = self.names.len();
+        &self.names[(i % (k + 1)).min(k - 1)]
+    }
 }
 
 /// N chips (random UDS, DeviceID certified by `ca`) on all cores: their ids (hex) and
 /// `RegisterDevice` payloads, in device order.
-fn provision(ca: &Ca, n: usize) -> Result<(Vec<String>, Vec<Payload>)> {
+fn provision(ca: &Ca, n: usize, owners: &Owners) -> Result<(Vec<String>, Vec<Payload>)> {
     let workers = std::thread::available_parallelism().map_or(1, |w| w.get()).min(n);
     let per = n.div_ceil(workers);
     let parts = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
-            .map(|w| s.spawn(move || provision_range(ca, w * per..((w + 1) * per).min(n))))
+            .map(|w| s.spawn(move || provision_range(ca, owners, w * per..((w + 1) * per).min(n))))
             .collect();
         handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
     });
@@ -146,11 +173,11 @@ fn provision(ca: &Ca, n: usize) -> Result<(Vec<String>, Vec<Payload>)> {
     Ok((ids, payloads))
 }
 
-fn provision_range(ca: &Ca, range: std::ops::Range<usize>) -> Result<Vec<(String, Payload)>> {
+fn provision_range(ca: &Ca, owners: &Owners, range: std::ops::Range<usize>) -> Result<Vec<(String, Payload)>> {
     range
         .map(|i| {
             let chip = provision_chip(ca, MANUFACTURER, MODEL_NAME)?;
-            let payload = register_payload(ca.id, &chip, model_of(i), owner_of(i))?;
+            let payload = register_payload(ca.id, &chip, model_of(i), owners.of(i))?;
             Ok((chip_device_id(&chip).to_string(), payload))
         })
         .collect()
@@ -181,9 +208,18 @@ fn register(net: &LocalNet, client: &Client, payloads: Vec<Payload>) -> Result<(
             SignedTx::sign(body, &key).to_cbor()
         })
         .collect();
+    let stall = Stall {
+        txs: &txs,
+        clients: &clients,
+    };
     let mut submitted = 0;
     for (b, chunk) in txs.chunks(BATCH_TXS).enumerate() {
-        wait_registered(client, (submitted + chunk.len()).saturating_sub(MAX_IN_FLIGHT), started)?;
+        wait_registered(
+            client,
+            (submitted + chunk.len()).saturating_sub(MAX_IN_FLIGHT),
+            started,
+            &stall,
+        )?;
         let items = clients[b % clients.len()].submit_batch(chunk)?;
         if let Some(bad) = items.iter().find(|it| it.status != "pending") {
             bail!(
@@ -194,12 +230,46 @@ fn register(net: &LocalNet, client: &Client, payloads: Vec<Payload>) -> Result<(
         }
         submitted += chunk.len();
     }
-    wait_registered(client, n, started)
+    wait_registered(client, n, started, &stall)
 }
 
-/// Waits until the fleet index counts at least `n` devices; prints progress every 2 s.
-fn wait_registered(client: &Client, n: usize, started: Instant) -> Result<()> {
+/// What to look at when registrations stop: the signed registrations in sequence order and a
+/// client per validator.
+struct Stall<'a> {
+    txs: &'a [Vec<u8>],
+    clients: &'a [Client],
+}
+
+impl Stall<'_> {
+    /// Where the first registration not yet final stands on each validator.
+    fn explain(&self, registered: usize) -> String {
+        let Some(tx) = self.txs.get(registered) else {
+            return "every registration was submitted".into();
+        };
+        let hash = hex::encode(TxHash::of(tx).0);
+        let statuses: Vec<String> = self
+            .clients
+            .iter()
+            .map(|c| match c.tx(&hash) {
+                Ok(t) => format!(
+                    "{}: {}{}",
+                    c.base(),
+                    t.status,
+                    t.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                ),
+                Err(e) => format!("{}: {e:#}", c.base()),
+            })
+            .collect();
+        format!("registration #{registered} (tx {hash}) is {}", statuses.join("; "))
+    }
+}
+
+/// Waits until the fleet index counts at least `n` devices; prints progress every 2 s. If the
+/// count does not move for [`STALL_AFTER`], says where the next registration stands on each
+/// validator and gives up.
+fn wait_registered(client: &Client, n: usize, started: Instant, stall: &Stall<'_>) -> Result<()> {
     let mut last_print = Instant::now();
+    let (mut last_total, mut last_move) = (usize::MAX, Instant::now());
     loop {
         let total = client.get_json::<Value>("/v1/devices/stats")?["total"]
             .as_u64()
@@ -207,12 +277,21 @@ fn wait_registered(client: &Client, n: usize, started: Instant) -> Result<()> {
         if total >= n {
             return Ok(());
         }
+        if total != last_total {
+            (last_total, last_move) = (total, Instant::now());
+        }
         if last_print.elapsed() >= Duration::from_secs(2) {
             eprintln!(
                 "registered {total} devices ({:.0}s, waiting for {n})",
                 started.elapsed().as_secs_f64()
             );
             last_print = Instant::now();
+        }
+        if last_move.elapsed() > STALL_AFTER {
+            bail!(
+                "registrations stalled at {total} of {n} for {STALL_AFTER:?}: {}",
+                stall.explain(total)
+            );
         }
         if started.elapsed() > REGISTER_WAIT {
             bail!("only {total} of {n} devices registered after {REGISTER_WAIT:?}");

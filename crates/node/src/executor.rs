@@ -20,14 +20,14 @@ use chipledger_types::genesis::Genesis;
 use chipledger_types::keys::{PublicKey, SignatureError};
 use chipledger_types::limits::{MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 use chipledger_types::merkle::{Frontier, hash_leaf};
-use chipledger_types::tx::{SignedTx, TxHash};
+use chipledger_types::tx::{Payload, SignedTx, TxHash};
 use tracing::{error, info, warn};
 
 use crate::checkpoints::Votes;
 use crate::consensus::{BlockInfo, EngineHandle, Ledger};
 use crate::db::{BlockCommit, Db};
 use crate::fleet_index::FleetIndex;
-use crate::mempool::{Mempool, MempoolError};
+use crate::mempool::{BlockBudget, Mempool, MempoolError};
 use crate::metrics::Metrics;
 
 /// How far a proposer's timestamp may run ahead of a verifier's clock.
@@ -36,6 +36,39 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 10_000;
 const SIG_CACHE_MAX: usize = 200_000;
 /// Remembered rejection reasons (for `tx status`).
 const REJECTED_MAX: usize = 100_000;
+/// What a proposer puts in one block, in execution-cost units ([`tx_weight`]): a block must be
+/// built by its leader and executed by every verifier well within the consensus timeouts
+/// (leader 1 s), or a backlog of expensive transactions stalls the chain (seen: 10,000 device
+/// registrations, each verifying an X.509 chain, made every proposal miss its view). A proposer's
+/// policy, not a validity rule: verifiers accept heavier blocks.
+pub const MAX_BLOCK_WEIGHT: u64 = 20_000;
+/// A transaction whose only public-key work is its own (cached) signature.
+const WEIGHT_BASIC: u32 = 2;
+/// One that also verifies certificates or signed evidence (X.509 chains, COSE, EAT, SUIT):
+/// about 0.3 ms each in a release build, so at most 500 per block.
+const WEIGHT_SIGNED_EVIDENCE: u32 = 40;
+/// A zero-knowledge range proof: at most 20 per block.
+const WEIGHT_PROOF: u32 = 1_000;
+
+/// Execution cost of a transaction (see [`MAX_BLOCK_WEIGHT`]).
+pub fn tx_weight(payload: &Payload) -> u32 {
+    match payload {
+        Payload::PublishRangeProof(_) => WEIGHT_PROOF,
+        Payload::RegisterDevice(_)
+        | Payload::Attest(_)
+        | Payload::AttestInstall(_)
+        | Payload::PublishRelease(_)
+        | Payload::RegisterGateway(_)
+        | Payload::CommitBatch(_)
+        | Payload::ReportChainAnomaly(_)
+        | Payload::RequestRebirth(_)
+        | Payload::RecordCommand(_)
+        | Payload::AccessReceipt(_)
+        | Payload::KeyRelease(_) => WEIGHT_SIGNED_EVIDENCE,
+        _ => WEIGHT_BASIC,
+    }
+}
+
 /// The ledger database file in an executor's directory.
 const LEDGER_FILE: &str = "ledger.redb";
 
@@ -382,7 +415,10 @@ impl Executor {
             Err(e) => return Err(e.into()),
         }
         let bytes = Arc::new(bytes);
-        inner.mempool.insert(hash, bytes.clone(), &tx.body.org, tx.body.seq)?;
+        let weight = tx_weight(&tx.body.payload);
+        inner
+            .mempool
+            .insert(hash, bytes.clone(), &tx.body.org, tx.body.seq, weight)?;
         Ok((hash, bytes))
     }
 
@@ -611,7 +647,14 @@ impl Executor {
         let skip = |h: &TxHash| parent.included.is_some_and(|s| s.contains(h));
         let candidates: Vec<Arc<Vec<u8>>> = inner
             .mempool
-            .select(MAX_BLOCK_TXS, MAX_BLOCK_BYTES - 4096, skip)
+            .select(
+                BlockBudget {
+                    txs: MAX_BLOCK_TXS,
+                    bytes: MAX_BLOCK_BYTES - 4096,
+                    weight: MAX_BLOCK_WEIGHT,
+                },
+                skip,
+            )
             .into_iter()
             .map(|(_, b)| b)
             .collect();

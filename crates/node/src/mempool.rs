@@ -30,8 +30,18 @@ struct Entry {
     bytes: Arc<Vec<u8>>,
     org: String,
     seq: u64,
+    /// Execution cost in weight units (`executor::tx_weight`).
+    weight: u32,
     /// When it was admitted (node-local wall clock; never reaches the state machine).
     added: Instant,
+}
+
+/// What one block may take from the mempool.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockBudget {
+    pub txs: usize,
+    pub bytes: usize,
+    pub weight: u64,
 }
 
 #[derive(Default)]
@@ -54,7 +64,14 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
-    pub fn insert(&mut self, hash: TxHash, bytes: Arc<Vec<u8>>, org: &str, seq: u64) -> Result<(), MempoolError> {
+    pub fn insert(
+        &mut self,
+        hash: TxHash,
+        bytes: Arc<Vec<u8>>,
+        org: &str,
+        seq: u64,
+        weight: u32,
+    ) -> Result<(), MempoolError> {
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
         }
@@ -73,6 +90,7 @@ impl Mempool {
                 bytes,
                 org: org.to_string(),
                 seq,
+                weight,
                 added: Instant::now(),
             },
         );
@@ -106,28 +124,27 @@ impl Mempool {
             .collect()
     }
 
-    /// Up to `max_txs` transactions totalling at most `max_bytes`, taken one organisation at a
-    /// time in turn, each organisation's in sequence order; `skip` filters out transactions
-    /// already in the chain being extended.
-    pub fn select(
-        &self,
-        max_txs: usize,
-        max_bytes: usize,
-        skip: impl Fn(&TxHash) -> bool,
-    ) -> Vec<(TxHash, Arc<Vec<u8>>)> {
+    /// Up to `max.txs` transactions totalling at most `max.bytes` and `max.weight`, taken one
+    /// organisation at a time in turn, each organisation's in sequence order; `skip` filters
+    /// out transactions already in the chain being extended.
+    pub fn select(&self, max: BlockBudget, skip: impl Fn(&TxHash) -> bool) -> Vec<(TxHash, Arc<Vec<u8>>)> {
         let mut queues: Vec<_> = self.by_org.values().map(|q| q.keys().peekable()).collect();
-        let (mut out, mut bytes) = (Vec::new(), 0usize);
-        while out.len() < max_txs && !queues.is_empty() {
+        let (mut out, mut bytes, mut weight) = (Vec::new(), 0usize, 0u64);
+        while out.len() < max.txs && !queues.is_empty() {
             let mut progressed = false;
             for q in queues.iter_mut() {
                 let Some((_, hash)) = q.find(|(_, h)| !skip(h)) else {
                     continue;
                 };
                 let e = &self.by_hash[hash];
-                if bytes + e.bytes.len() > max_bytes || out.len() >= max_txs {
+                if bytes + e.bytes.len() > max.bytes
+                    || weight + u64::from(e.weight) > max.weight
+                    || out.len() >= max.txs
+                {
                     return out;
                 }
                 bytes += e.bytes.len();
+                weight += u64::from(e.weight);
                 out.push((*hash, e.bytes.clone()));
                 progressed = true;
             }
@@ -151,20 +168,49 @@ mod tests {
     fn dedup_fair_order_and_bounds() {
         let mut m = Mempool::default();
         for i in 0..6u8 {
-            m.insert(h(i), Arc::new(vec![i; 10]), "a", 10 - i as u64).unwrap();
+            m.insert(h(i), Arc::new(vec![i; 10]), "a", 10 - i as u64, 1).unwrap();
         }
-        m.insert(h(100), Arc::new(vec![0; 10]), "b", 1).unwrap();
+        m.insert(h(100), Arc::new(vec![0; 10]), "b", 1, 1).unwrap();
         assert_eq!(
-            m.insert(h(100), Arc::new(vec![0; 10]), "b", 1),
+            m.insert(h(100), Arc::new(vec![0; 10]), "b", 1, 1),
             Err(MempoolError::Duplicate)
         );
-        let picked: Vec<TxHash> = m.select(3, 1000, |_| false).into_iter().map(|(h, _)| h).collect();
+        let budget = |txs, bytes| BlockBudget {
+            txs,
+            bytes,
+            weight: 1000,
+        };
+        let picked: Vec<TxHash> = m
+            .select(budget(3, 1000), |_| false)
+            .into_iter()
+            .map(|(h, _)| h)
+            .collect();
         // a's lowest sequence first, then b's, then a's next.
         assert_eq!(picked, vec![h(5), h(100), h(4)]);
-        let picked = m.select(100, 25, |h| h.0[0] == 5);
+        let picked = m.select(budget(100, 25), |h| h.0[0] == 5);
         assert_eq!(picked.len(), 2);
         assert!(m.remove(&h(5)));
         assert!(!m.remove(&h(5)));
         assert_eq!(m.len(), 6);
+    }
+
+    #[test]
+    fn weight_budget_stops_a_block_of_expensive_transactions() {
+        let mut m = Mempool::default();
+        for i in 0..10u8 {
+            m.insert(h(i), Arc::new(vec![i; 10]), "a", u64::from(i) + 1, 40)
+                .unwrap();
+        }
+        let budget = BlockBudget {
+            txs: 100,
+            bytes: 10_000,
+            weight: 100,
+        };
+        let picked: Vec<TxHash> = m.select(budget, |_| false).into_iter().map(|(h, _)| h).collect();
+        assert_eq!(
+            picked,
+            vec![h(0), h(1)],
+            "two of weight 40 fit in 100, a third does not"
+        );
     }
 }
