@@ -125,6 +125,11 @@ pub enum CertError {
     /// The issuer name is not the subject of the certificate above it.
     #[error("{role} issuer name does not match the subject of its issuer")]
     IssuerMismatch { role: CertRole },
+    /// A DeviceID or Alias certificate whose issuer is itself (the manufacturer CA's own
+    /// self-signed certificate offered as a DeviceID, say): a device certificate names the
+    /// device, and its issuer is the layer below.
+    #[error("{role} is self-issued (its subject is its issuer): not a device certificate")]
+    SelfIssued { role: CertRole },
     /// The authority key identifier does not match the issuer's subject key identifier.
     #[error("{role} authority key identifier does not match its issuer's subject key identifier")]
     KeyIdMismatch { role: CertRole },
@@ -762,6 +767,11 @@ fn check_link(cert: &Certificate, exts: &Exts, issuer: &Issuer<'_>, role: CertRo
     if cert.tbs_certificate().issuer() != issuer.cert.tbs_certificate().subject() {
         return Err(CertError::IssuerMismatch { role });
     }
+    // Found by fuzzing (fuzz/corpus/x509, crash-4f6524c3): the CA certificate verified as its own
+    // DeviceID.
+    if role != CertRole::Ca && cert.tbs_certificate().subject() == cert.tbs_certificate().issuer() {
+        return Err(CertError::SelfIssued { role });
+    }
     if let (Some(aki), Some(ski)) = (&exts.aki, &issuer.exts.ski)
         && aki.key_identifier.as_ref() != Some(&ski.0)
     {
@@ -942,6 +952,17 @@ mod tests {
         assert!(matches!(
             verify_deviceid(&c.ca, &c.deviceid, Some(1_000_000_000)),
             Err(CertError::NotYetValid { .. })
+        ));
+        // The CA's own certificate is not a device (a fuzzing finding).
+        assert!(matches!(
+            verify_deviceid(&c.ca, &c.ca, None),
+            Err(CertError::SelfIssued {
+                role: CertRole::DeviceId
+            })
+        ));
+        assert!(matches!(
+            verify_chain(&c.ca, &c.deviceid, &c.deviceid, None),
+            Err(CertError::IssuerMismatch { .. } | CertError::SelfIssued { .. })
         ));
     }
 
