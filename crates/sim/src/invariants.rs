@@ -2,6 +2,7 @@
 //! every validator's database, after all of them stopped).
 
 use crate::VALIDATORS;
+use crate::provenance;
 use crate::workload::{Workload, is_final};
 use crate::world::{World, identity};
 use chipledger_node::checkpoints::verifier_for;
@@ -18,6 +19,9 @@ use chipledger_types::tx::{SignedTx, TxHash};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
+
+/// Key prefix of the fleet version map (`chipledger_types::firmware_tx::installed_key`).
+const INSTALLED_PREFIX: &[u8] = b"fw/installed/";
 
 /// The invariant a failure violates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +49,14 @@ pub enum Invariant {
     Apply,
     /// The honest workload was refused (a transaction every validator should accept).
     Workload,
+    /// Every final `AttestInstall` follows, in the log, the publication of its release and a
+    /// rollout of it approved up to its threshold; the fleet version map names only logged
+    /// releases and installs; an install under an unknown or unapproved rollout never becomes
+    /// final.
+    NoInstallWithoutApprovedRelease,
+    /// Every final `KeyRelease` follows, in the log, a grant in force for it (not revoked, not
+    /// expired, by the releasing owner, covering the device); one without never becomes final.
+    NoKeyReleaseWithoutRecord,
 }
 
 impl fmt::Display for Invariant {
@@ -60,6 +72,8 @@ impl fmt::Display for Invariant {
             Invariant::Liveness => "liveness",
             Invariant::Restart => "restart from disk",
             Invariant::Workload => "workload accepted",
+            Invariant::NoInstallWithoutApprovedRelease => "no firmware install without a logged approved release",
+            Invariant::NoKeyReleaseWithoutRecord => "no key release without a ledger record",
         };
         f.write_str(name)
     }
@@ -118,6 +132,12 @@ pub fn nothing_lost(world: &World, load: &Workload) -> Result<(), Violation> {
     check(lost.is_empty(), Invariant::NoLostTx, || {
         format!("{} not final: {:?}", lost.len(), &lost[..lost.len().min(5)])
     })?;
+    for bad in &load.admitted {
+        let finals: Vec<usize> = (0..VALIDATORS).filter(|&i| is_final(world, i, &bad.hash)).collect();
+        check(finals.is_empty(), bad.invariant, || {
+            format!("forbidden {} became final on validators {finals:?}", bad.what)
+        })?;
+    }
     for (n, fork) in load.forks.iter().enumerate() {
         let finals = fork.iter().filter(|h| is_final(world, 0, h)).count();
         check(finals <= 1, Invariant::NoDoubleApply, || {
@@ -158,11 +178,16 @@ pub struct ChainStats {
     pub height: u64,
     pub txs: u64,
     pub checkpoints: u64,
+    /// Final firmware installs and key releases (each checked against the log).
+    pub installs: u64,
+    pub key_releases: u64,
 }
 
 /// Every validator's stored chain: identical blocks, linked, log roots right, no transaction
-/// twice, sequence numbers increasing, state unchanged by empty blocks, checkpoints consistent;
-/// then validator 0's blocks replayed into a fresh executor reproduce every header.
+/// twice, sequence numbers increasing, state unchanged by empty blocks, checkpoints consistent,
+/// every install and key release backed by earlier log records ([`provenance`]) and the fleet
+/// version map by logged installs; then validator 0's blocks replayed into a fresh executor
+/// reproduce every header.
 pub fn final_chains(genesis: &Genesis, dirs: &[&Path], replay_dir: &Path) -> Result<ChainStats, Violation> {
     let chains: Vec<Vec<Block>> = dirs.iter().map(|d| read_chain(d)).collect::<Result<_, _>>()?;
     let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
@@ -176,13 +201,42 @@ pub fn final_chains(genesis: &Genesis, dirs: &[&Path], replay_dir: &Path) -> Res
         )?;
     }
     let mut stats = ChainStats::default();
+    let mut certs = provenance::CertCache::default();
     for (i, chain) in chains.iter().enumerate() {
         stats = chain_links(i, chain)?;
         let dir = dirs[i];
         stats.checkpoints = checkpoints(genesis, i, chain, dir)?;
+        let log = provenance::check_chain(i, chain, certs)?;
+        log.check_installed(i, &installed_entries(dir)?)?;
+        stats.installs = log.installs;
+        stats.key_releases = log.key_releases;
+        certs = log.into_certs();
     }
     replay(genesis, &chains[0], replay_dir)?;
     Ok(stats)
+}
+
+/// The story left installs and key releases final (settle waits for it), so the two
+/// provenance invariants were not checked vacuously.
+pub fn story_final(chain: &ChainStats) -> Result<(), Violation> {
+    let detail = || {
+        format!(
+            "the story left {} installs and {} key releases final",
+            chain.installs, chain.key_releases
+        )
+    };
+    check(chain.installs > 0, Invariant::NoInstallWithoutApprovedRelease, detail)?;
+    check(chain.key_releases > 0, Invariant::NoKeyReleaseWithoutRecord, detail)
+}
+
+/// The stored fleet version map: every `fw/installed/…` state entry.
+fn installed_entries(dir: &Path) -> Result<provenance::Entries, Violation> {
+    let fail = |e: String| (Invariant::Restart, format!("{}: {e}", dir.display()));
+    let db = Db::open(&dir.join("ledger.redb")).map_err(|e| fail(e.to_string()))?;
+    let mut entries = Vec::new();
+    db.for_each_state_prefixes(&[INSTALLED_PREFIX], |k, v| entries.push((k.to_vec(), v.to_vec())))
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(entries)
 }
 
 fn read_chain(dir: &Path) -> Result<Vec<Block>, Violation> {
@@ -250,7 +304,7 @@ fn chain_links(index: usize, chain: &[Block]) -> Result<ChainStats, Violation> {
     Ok(ChainStats {
         height: chain.len() as u64 - 1,
         txs: log.size(),
-        checkpoints: 0,
+        ..ChainStats::default()
     })
 }
 

@@ -4,8 +4,9 @@
 //! redb directory, running the real consensus engine — on commonware's deterministic runtime
 //! (virtual clock, seeded scheduler) and simulated p2p network. Everything a run does is a
 //! function of its seed: the [`FaultMix`] (loss, latency, jitter, duplication, partition, crash,
-//! clock skew, byzantine validator, flood), the workload and the byzantine clients. A failing
-//! seed replays exactly with `chipledger sim --seed <S>`.
+//! clock skew, byzantine validator, flood), the workload (statements, governance, a firmware
+//! and data-access story) and the byzantine clients. A failing seed replays exactly with
+//! `chipledger sim --seed <S>`.
 //!
 //! ```no_run
 //! let report = chipledger_sim::run_seed(7, &chipledger_sim::SimOptions::default()).unwrap();
@@ -19,7 +20,9 @@
 pub mod disk;
 mod faults;
 mod invariants;
+mod provenance;
 mod scenario;
+mod story;
 mod sweep;
 mod workload;
 mod world;
@@ -76,6 +79,10 @@ pub struct SeedReport {
     pub height: u64,
     pub txs: u64,
     pub checkpoints: u64,
+    /// Firmware installs and key releases final (validator 0's chain), each checked against
+    /// the log records that must precede it.
+    pub installs: u64,
+    pub key_releases: u64,
     /// Byzantine validator: proposals it corrupted, conflicting votes it signed.
     pub corrupted_proposals: u64,
     pub equivocations: u64,
@@ -144,6 +151,9 @@ pub fn run_seed(seed: u64, options: &SimOptions) -> Result<SeedReport, SimFailur
     report.height = chain.height;
     report.txs = chain.txs;
     report.checkpoints = chain.checkpoints;
+    report.installs = chain.installs;
+    report.key_releases = chain.key_releases;
+    invariants::story_final(&chain).map_err(|v| fail("end", v))?;
     report.wall = started.elapsed();
     Ok(report)
 }
@@ -213,6 +223,8 @@ async fn simulate(context: deterministic::Context, seed: u64, mix: FaultMix, dir
         height: 0,
         txs: 0,
         checkpoints: 0,
+        installs: 0,
+        key_releases: 0,
         wall: Duration::ZERO,
     };
     for i in 0..VALIDATORS {

@@ -202,14 +202,20 @@ impl Run<'_> {
         invariants::agreement(self.world)
     }
 
-    /// Lets governance finish (with load), then stops submitting: everything accepted must
-    /// become final everywhere, and every validator must hold a final checkpoint.
+    /// Lets governance and the firmware/access story finish (with load), then stops
+    /// submitting: everything accepted must become final everywhere (and no forbidden
+    /// transaction final anywhere), and every validator must hold a final checkpoint.
     async fn settle(&mut self, targets: &[usize]) -> Result<(), Violation> {
-        let done = self.drive(targets, PHASE_DEADLINE, |_, l| l.governance_done()).await?;
+        let done = self
+            .drive(targets, PHASE_DEADLINE, |_, l| l.governance_done() && l.story_done())
+            .await?;
         if !done {
             return Err((
                 Invariant::Liveness,
-                format!("governance not executed in time ({:?})", self.load.gov),
+                format!(
+                    "governance or the story not done in time ({:?}; {:?})",
+                    self.load.gov, self.load.story
+                ),
             ));
         }
         self.drive(&[], PHASE_DEADLINE, invariants::all_accepted_final).await?;

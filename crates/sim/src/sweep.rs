@@ -22,6 +22,14 @@ pub struct Summary {
     pub heights: u64,
     pub txs: u64,
     pub checkpoints: u64,
+    /// Firmware installs and key releases final, and the story's forbidden transactions:
+    /// refused (rollouts of unpublished releases, installs, key releases) and admitted.
+    pub installs: u64,
+    pub key_releases: u64,
+    pub bad_rollouts: u64,
+    pub bad_installs: u64,
+    pub bad_key_releases: u64,
+    pub bad_admitted: u64,
     pub corrupted_proposals: u64,
     pub equivocations: u64,
     pub duplicated: u64,
@@ -55,6 +63,12 @@ impl Summary {
         self.heights += r.height;
         self.txs += r.txs;
         self.checkpoints += r.checkpoints;
+        self.installs += r.installs;
+        self.key_releases += r.key_releases;
+        self.bad_rollouts += r.clients.bad_rollouts;
+        self.bad_installs += r.clients.bad_installs;
+        self.bad_key_releases += r.clients.bad_key_releases;
+        self.bad_admitted += r.clients.bad_admitted;
         self.corrupted_proposals += r.corrupted_proposals;
         self.equivocations += r.equivocations;
         self.duplicated += r.duplicated;
@@ -118,6 +132,16 @@ impl fmt::Display for Summary {
         )?;
         let mix: Vec<String> = self.mix.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         writeln!(f, "sim: fault mix: {}", mix.join(", "))?;
+        writeln!(
+            f,
+            "sim: story: {} firmware installs and {} key releases final, each after its logged approved release / grant; refused: {} rollouts of unpublished releases, {} installs under unknown or unapproved rollouts, {} key releases without a grant or outside it ({} admitted, none final)",
+            self.installs,
+            self.key_releases,
+            self.bad_rollouts,
+            self.bad_installs,
+            self.bad_key_releases,
+            self.bad_admitted,
+        )?;
         write!(
             f,
             "sim: totals: {} heights, {} txs final, {} checkpoints checked, {} s virtual; byzantine: {} invalid proposals, {} conflicting votes; {} messages duplicated; clients: {} replays, {} forks ({} with neither side final), {} flooded; disks: {} faults happened ({} torn writes, {} unsynced writes lost)",

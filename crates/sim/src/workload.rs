@@ -1,8 +1,11 @@
 //! The seeded workload: signed statements from every organisation, one governance proposal
-//! carried through to execution, and byzantine clients (replays, the same transaction sent to
-//! several validators, forks with the same sequence number, a flood).
+//! carried through to execution, the firmware and data-access [`Story`], and byzantine clients
+//! (replays, the same transaction sent to several validators, forks with the same sequence
+//! number, a flood, and the story's forbidden installs and key releases).
 
 use crate::faults::mix;
+use crate::invariants::Invariant;
+use crate::story::{CHIPS, Signer, Step, Story};
 use crate::world::{NEW_ORG, ORGS, World, org_key, sign};
 use chipledger_node::executor::TxStatus;
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, TxHash};
@@ -42,6 +45,22 @@ pub struct ClientStats {
     /// Forks of which neither side became final.
     pub forks_dropped: u64,
     pub flooded: u64,
+    /// Story attacks refused at submission: rollouts of an unpublished release, installs
+    /// under an unknown or unapproved rollout, key releases with no grant or for a device the
+    /// grant does not cover.
+    pub bad_rollouts: u64,
+    pub bad_installs: u64,
+    pub bad_key_releases: u64,
+    /// Story attacks a validator admitted (each must then never become final).
+    pub bad_admitted: u64,
+}
+
+/// A forbidden transaction a validator admitted: it must never become final.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    pub hash: TxHash,
+    pub what: String,
+    pub invariant: Invariant,
 }
 
 pub struct Workload {
@@ -53,17 +72,26 @@ pub struct Workload {
     /// number; at most one of each fork may end up final.
     pub forks: Vec<Vec<TxHash>>,
     pub gov: Gov,
+    pub story: Story,
+    /// Each organisation's last transaction `submit` accepted.
+    last: BTreeMap<String, TxHash>,
+    /// Story attacks a validator admitted.
+    pub admitted: Vec<Admitted>,
     pub stats: ClientStats,
 }
 
 impl Workload {
     pub fn new(seed: u64) -> Self {
+        let rng = mix(seed ^ 0x5EED_10AD);
         Self {
-            rng: mix(seed ^ 0x5EED_10AD),
+            rng,
             next_seq: BTreeMap::new(),
             accepted: BTreeMap::new(),
             forks: Vec::new(),
             gov: Gov::NotStarted,
+            story: Story::new(1 + (mix(rng) % CHIPS as u64) as usize),
+            last: BTreeMap::new(),
+            admitted: Vec::new(),
             stats: ClientStats::default(),
         }
     }
@@ -91,12 +119,20 @@ impl Workload {
             .submit(bytes.clone(), true)
             .map_err(|e| format!("validator {to} refused {what}: {e}"))?;
         self.next_seq.insert(org.into(), seq);
+        self.last.insert(org.into(), hash);
         self.accepted.insert(hash, (what, to, bytes));
         Ok(hash)
     }
 
+    /// Whether every transaction `org` submitted is final at validator `to`, so its next one is
+    /// checked against the rules on submission (not parked behind a sequence gap).
+    fn quiet(&self, world: &World, to: usize, org: &str) -> bool {
+        self.last.get(org).is_none_or(|h| is_final(world, to, h))
+    }
+
     /// One step: a few statements to random validators among `targets`, sometimes a
-    /// byzantine client action, and the governance proposal advanced by one stage.
+    /// byzantine client action, the governance proposal advanced by one stage, and every story
+    /// step that is ready.
     pub fn tick(&mut self, world: &World, targets: &[usize]) -> Result<(), String> {
         if targets.is_empty() {
             return Ok(());
@@ -123,7 +159,8 @@ impl Workload {
         if self.next(BYZANTINE_CLIENT_EVERY) == 0 {
             self.byzantine_client(world, targets)?;
         }
-        self.advance_governance(world, targets)
+        self.advance_governance(world, targets)?;
+        self.advance_story(world, targets)
     }
 
     /// One byzantine client action, chosen by the seed.
@@ -232,6 +269,102 @@ impl Workload {
     /// Whether governance finished and `buyer` has submitted at least one statement.
     pub fn governance_done(&self) -> bool {
         matches!(self.gov, Gov::Executed { .. }) && self.next_seq.contains_key(NEW_ORG)
+    }
+
+    /// Whether `buyer` exists in validator `to`'s finalized state.
+    fn buyer_at(&self, world: &World, to: usize) -> bool {
+        matches!(&self.gov, Gov::Executed { approvals } if all_final(world, to, approvals))
+    }
+
+    /// Runs every story step whose prerequisites are final at one validator among `targets`.
+    fn advance_story(&mut self, world: &World, targets: &[usize]) -> Result<(), String> {
+        let to = targets[self.next(targets.len() as u64) as usize];
+        let buyer = self.buyer_at(world, to);
+        let ready = self.story.ready(&|h| is_final(world, to, h), buyer);
+        let height = world.height(to);
+        for step in ready {
+            if step.is_attack() {
+                self.attack(world, to, step, height)?;
+            } else {
+                self.honest_step(world, to, step, height)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The submitter of `step` at validator `to`, if it has one: the first of its candidate
+    /// organisations that is quiet there. `Err(())` while none is (the step waits).
+    fn submitter(&self, world: &World, to: usize, step: Step) -> Result<Option<&'static str>, ()> {
+        match Story::submitters(step) {
+            None => Ok(None),
+            Some(candidates) => match candidates.iter().find(|o| self.quiet(world, to, o)) {
+                Some(&org) => Ok(Some(org)),
+                None => Err(()),
+            },
+        }
+    }
+
+    /// Submits an honest step's transactions (all must be accepted). A step with a submitter
+    /// waits for a tick where one is quiet.
+    fn honest_step(&mut self, world: &World, to: usize, step: Step, height: u64) -> Result<(), String> {
+        let Ok(submitter) = self.submitter(world, to, step) else {
+            return Ok(());
+        };
+        let txs = self.story.honest(step, height);
+        let mut hashes = Vec::with_capacity(txs.len());
+        for (signer, payload) in txs {
+            let org = match signer {
+                Signer::Org(org) => org,
+                Signer::Submitter => submitter.ok_or_else(|| format!("story step {step:?} has no submitter"))?,
+            };
+            hashes.push(self.submit(world, to, org, payload)?);
+        }
+        self.story.record(step, hashes);
+        Ok(())
+    }
+
+    /// A story attack: a forbidden transaction, signed with its submitter's next sequence
+    /// number while that organisation is quiet (so the validator judges it against the rules).
+    /// It must be refused with the expected error; if it is admitted instead, it is recorded
+    /// and must never become final (checked at settle).
+    fn attack(&mut self, world: &World, to: usize, step: Step, height: u64) -> Result<(), String> {
+        let Ok(Some(org)) = self.submitter(world, to, step) else {
+            return Ok(());
+        };
+        let attack = self.story.attack(step, height);
+        let seq = self.next_seq.get(org).copied().unwrap_or(0) + 1;
+        let what = format!("{org}#{seq} {} ({step:?})", attack.payload.kind());
+        let bytes = sign(org, seq, attack.payload);
+        let hash = TxHash::of(&bytes);
+        match world.exec(to).submit(bytes, true) {
+            Ok(_) => {
+                self.stats.bad_admitted += 1;
+                self.admitted.push(Admitted {
+                    hash,
+                    what,
+                    invariant: attack.invariant,
+                });
+            }
+            Err(e) if e.code() == attack.expect => match step {
+                Step::RolloutOfUnpublished => self.stats.bad_rollouts += 1,
+                Step::InstallUnknownRollout | Step::InstallUnapproved => self.stats.bad_installs += 1,
+                _ => self.stats.bad_key_releases += 1,
+            },
+            Err(e) => {
+                return Err(format!(
+                    "validator {to} refused {what} with {} ({e}), not {}",
+                    e.code(),
+                    attack.expect
+                ));
+            }
+        }
+        self.story.record(step, vec![hash]);
+        Ok(())
+    }
+
+    /// Whether every story step ran.
+    pub fn story_done(&self) -> bool {
+        self.story.done()
     }
 }
 
