@@ -84,7 +84,7 @@ impl Gateway {
         self.store.cut_batch(&row, &hashes, records)?;
         tracing::info!(batch = payload.batch_seq, records = take, "batch cut");
         self.pending.drain(..take);
-        self.oldest_pending = (!self.pending.is_empty()).then(Instant::now);
+        self.oldest_pending = (!self.pending.is_empty()).then(|| self.now());
         self.open_batches.insert(payload.batch_seq, row);
         self.next_batch_seq += 1;
         Ok(Some(payload))

@@ -10,7 +10,6 @@
 //! fails with [`IngestError::Store`] and the gateway is as it was.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use chipledger_device::key::DevicePublicKey;
 use chipledger_types::data_tx::{ReportChainAnomaly, TrustLevel};
@@ -390,7 +389,7 @@ impl Gateway {
             }
         }
         if !plan.pending.is_empty() {
-            self.oldest_pending.get_or_insert_with(Instant::now);
+            self.oldest_pending.get_or_insert_with(|| (self.clock)());
         }
         self.pending.extend(plan.pending.into_iter().map(|(i, r, _)| (i, r)));
         self.next_pending = plan.next_pending;

@@ -171,22 +171,37 @@ pub struct Gateway {
     pub(crate) open_batches: BTreeMap<u64, BatchRow>,
     /// Rate limit of rejection and duplicate reports (`crate::reject`).
     pub(crate) rejections: RejectionLimiter,
+    /// Where the gateway reads the time (batch age, duplicate reports): the monotonic clock,
+    /// or a simulation's virtual one ([`Gateway::with_clock`]).
+    pub(crate) clock: Clock,
 }
+
+/// A source of [`Instant`]s.
+pub type Clock = Box<dyn Fn() -> Instant + Send + Sync>;
 
 impl Gateway {
     /// Opens the store at `path` and resumes: chain heads, pending records, open batches.
     /// Chains resume from their durable head only (missing ranges are not persisted, so a
     /// gap-filling record arriving after a restart is reported as a replay).
-    pub fn open(path: &Path, mut config: GatewayConfig) -> Result<Gateway, StoreError> {
+    pub fn open(path: &Path, config: GatewayConfig) -> Result<Gateway, StoreError> {
+        Ok(Self::resume(Store::open(path)?, config))
+    }
+
+    /// [`Gateway::open`] over a given storage backend for the record store (the simulator
+    /// runs it on a disk that fails or loses power).
+    pub fn open_with_backend(backend: impl redb::StorageBackend, config: GatewayConfig) -> Result<Gateway, StoreError> {
+        Ok(Self::resume(Store::open_with_backend(backend)?, config))
+    }
+
+    fn resume((store, loaded): (Store, crate::store::Loaded), mut config: GatewayConfig) -> Gateway {
         config.max_batch_records = config.max_batch_records.clamp(1, MAX_BATCH_RECORDS);
         config.max_batch_heads = config.max_batch_heads.clamp(1, MAX_BATCH_HEADS);
-        let (store, loaded) = Store::open(path)?;
         let chains = loaded
             .heads
             .into_iter()
             .map(|(k, (seq, hash))| (k, ChainState::resume(seq, hash)))
             .collect();
-        Ok(Gateway {
+        Gateway {
             config,
             store,
             chains,
@@ -197,7 +212,25 @@ impl Gateway {
             next_batch_seq: loaded.next_batch_seq,
             open_batches: loaded.open_batches,
             rejections: RejectionLimiter::new(REJECTION_REPORT_INTERVAL, MAX_REJECTION_SLOTS),
-        })
+            clock: Box::new(Instant::now),
+        }
+    }
+
+    /// Reads the time from `clock` instead of the monotonic clock (a deterministic simulation
+    /// drives it from virtual time, so the batch age and the rate limit of duplicate reports
+    /// do not depend on how fast the host runs). Pass the same clock's readings to
+    /// [`Gateway::batch_due`], [`Gateway::queue_rejection`] and [`Gateway::flush_rejections`].
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        if self.oldest_pending.is_some() {
+            self.oldest_pending = Some(clock());
+        }
+        self.clock = clock;
+        self
+    }
+
+    /// The gateway's time now.
+    pub(crate) fn now(&self) -> Instant {
+        (self.clock)()
     }
 
     /// The settings in force.

@@ -17,7 +17,9 @@ pub mod verify;
 pub use batch::{SubmitReport, Submitter, TxStatus, submit_batches_shared};
 pub use error::{BatchError, IngestError, StoreError, SubmitError};
 pub use group::{Verified, verify_many};
-pub use ingest::{Accepted, DeviceDirectory, DeviceEntry, DeviceStatus, Gateway, GatewayConfig, MemoryDirectory};
+pub use ingest::{
+    Accepted, Clock, DeviceDirectory, DeviceEntry, DeviceStatus, Gateway, GatewayConfig, MemoryDirectory,
+};
 pub use reject::{Rejection, RejectionOutcome, RejectionStats};
 #[cfg(test)]
 mod test_support;

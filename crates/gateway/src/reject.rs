@@ -336,7 +336,8 @@ impl Gateway {
             message: format!("record seq {} is already held (same hash); acked again", record.seq),
             evidence: Some(hash),
         };
-        if let Err(e) = self.queue_limited(rejection, Instant::now()) {
+        let now = self.now();
+        if let Err(e) = self.queue_limited(rejection, now) {
             tracing::warn!(error = %e, "duplicate report not queued");
         }
     }

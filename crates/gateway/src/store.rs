@@ -303,7 +303,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path` and loads what a gateway resumes from.
     pub fn open(path: &Path) -> Result<(Store, Loaded), StoreError> {
-        let db = Database::create(path)?;
+        Self::from_database(Database::create(path)?)
+    }
+
+    /// [`Store::open`] over a given storage backend (the simulator's faulty disk).
+    pub fn open_with_backend(backend: impl redb::StorageBackend) -> Result<(Store, Loaded), StoreError> {
+        Self::from_database(Database::builder().create_with_backend(backend)?)
+    }
+
+    fn from_database(db: Database) -> Result<(Store, Loaded), StoreError> {
         let txn = db.begin_write()?;
         {
             txn.open_table(RECORDS)?;

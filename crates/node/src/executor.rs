@@ -332,6 +332,14 @@ impl Executor {
         self.shared.fleet.read().expect("fleet index lock poisoned")
     }
 
+    /// Read-only: a snapshot of the finalized state (the database's read transaction, so it
+    /// stays consistent while blocks are applied). In-process readers such as the simulator's
+    /// gateway use it as the API's state endpoints do.
+    pub fn finalized_state(&self) -> Result<crate::db::DbState> {
+        let db = self.lock().db.clone();
+        db.state()
+    }
+
     /// Read-only: the newest final checkpoint as `(height, signed note text)`, if any.
     pub fn latest_final_checkpoint(&self) -> Option<(u64, String)> {
         self.lock().votes.latest_final.clone()

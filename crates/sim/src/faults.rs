@@ -2,6 +2,7 @@
 //! whole scenario and replays it exactly.
 
 use crate::VALIDATORS;
+use crate::data::DataFaults;
 use crate::disk::DiskFault;
 use chipledger_node::consensus::sim::SimLink;
 use std::fmt;
@@ -92,6 +93,9 @@ pub struct FaultMix {
     pub byzantine: (usize, Byzantine),
     /// Flood: this many extra statements from one organisation submitted at once.
     pub flood_txs: u64,
+    /// The data path: device↔gateway transport faults, batch size, the gateway's crash, the
+    /// record flood.
+    pub data: DataFaults,
 }
 
 impl FaultMix {
@@ -129,6 +133,7 @@ impl FaultMix {
             skew_ms: [skew(0), skew(1), skew(2), skew(3)],
             byzantine: ((r(12) % VALIDATORS as u64) as usize, byzantine),
             flood_txs: FLOOD_TXS_MIN + r(13) % (FLOOD_TXS_MAX - FLOOD_TXS_MIN + 1),
+            data: DataFaults::from_seed(&r),
         }
     }
 
@@ -142,7 +147,7 @@ impl fmt::Display for FaultMix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "loss {}% latency {}±{} ms dup {}% partition {:?} for {} ms, crash v{} {:?} (+{} ms), skew {:?} ms, byzantine v{} {:?}, flood {}",
+            "loss {}% latency {}±{} ms dup {}% partition {:?} for {} ms, crash v{} {:?} (+{} ms), skew {:?} ms, byzantine v{} {:?}, flood {}; data: loss {}% ack loss {}% reorder {}% batch {} records, gateway crash {:?} at tick {}, flood {} records at tick {}",
             self.loss_pct(),
             self.link.latency_ms,
             self.link.jitter_ms,
@@ -156,6 +161,14 @@ impl fmt::Display for FaultMix {
             self.byzantine.0,
             self.byzantine.1,
             self.flood_txs,
+            self.data.loss_pct,
+            self.data.ack_loss_pct,
+            self.data.reorder_pct,
+            self.data.batch_records,
+            self.data.crash,
+            self.data.crash_tick,
+            self.data.flood_records,
+            self.data.flood_tick,
         )
     }
 }

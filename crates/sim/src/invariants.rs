@@ -57,6 +57,14 @@ pub enum Invariant {
     /// Every final `KeyRelease` follows, in the log, a grant in force for it (not revoked, not
     /// expired, by the releasing owner, covering the device); one without never becomes final.
     NoKeyReleaseWithoutRecord,
+    /// Every device record the gateway acknowledged survives the gateway's crash and ends up in
+    /// a batch final on every validator (roots reproduced from the gateway's stored hashes;
+    /// the ledger's chain heads are the gateway's).
+    NoLostRecord,
+    /// A replayed record is never acknowledged as new; a forked, wrongly signed or malformed
+    /// record, or an unknown device's, is never acknowledged nor committed; forks show on the
+    /// ledger as anomaly reports.
+    RecordIntegrity,
 }
 
 impl fmt::Display for Invariant {
@@ -74,6 +82,8 @@ impl fmt::Display for Invariant {
             Invariant::Workload => "workload accepted",
             Invariant::NoInstallWithoutApprovedRelease => "no firmware install without a logged approved release",
             Invariant::NoKeyReleaseWithoutRecord => "no key release without a ledger record",
+            Invariant::NoLostRecord => "no acknowledged record lost",
+            Invariant::RecordIntegrity => "record integrity (replays, forks, bad records)",
         };
         f.write_str(name)
     }

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod data;
 pub mod disk;
 mod faults;
 mod invariants;
@@ -27,6 +28,7 @@ mod sweep;
 mod workload;
 mod world;
 
+pub use data::{DataFaults, DataStats};
 pub use faults::{
     Byzantine, CLOCK_SKEW_MS_MAX, Crash, DISK_FAULT_WRITES_MAX, DUPLICATE_PCT_MAX, FaultMix, LOSS_PCT_MAX, Partition,
 };
@@ -35,6 +37,7 @@ pub use sweep::{Progress, Summary, run_seeds};
 pub use workload::ClientStats;
 
 use chipledger_node::consensus::sim::{Clock, Runner, SimConfig, SimNetwork, ValidatorFaults, deterministic};
+use data::DataPath;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -92,6 +95,8 @@ pub struct SeedReport {
     /// fewer writes than the fault waited for).
     pub disk: Option<disk::DiskTrip>,
     pub clients: ClientStats,
+    /// The data path: records acknowledged and refused, batches, the gateway's crash.
+    pub data: DataStats,
     pub virtual_ms: u64,
     pub wall: Duration,
 }
@@ -187,10 +192,17 @@ async fn simulate(context: deterministic::Context, seed: u64, mix: FaultMix, dir
         world.start(i).await.map_err(|e| ("start", (Invariant::Restart, e)))?;
     }
     let mut load = Workload::new(seed);
+    let targets: Vec<usize> = (0..VALIDATORS)
+        .filter(|&i| i != mix.crashed && i != mix.byzantine.0)
+        .collect();
+    let gateway_to = targets[(faults::mix(seed ^ 0x6A7E) % targets.len() as u64) as usize];
+    let mut data = DataPath::new(seed, mix.data.clone(), gateway_to, dir.join("gateway"));
     let result = scenario::Run {
         context: &context,
         world: &mut world,
         load: &mut load,
+        data: &mut data,
+        producing: true,
         mix: &mix,
         polls: 0,
     }
@@ -214,6 +226,7 @@ async fn simulate(context: deterministic::Context, seed: u64, mix: FaultMix, dir
             .sum(),
         disk: world.nodes[mix.crashed].disk_trip,
         clients: load.stats,
+        data: data.stats,
         virtual_ms: context
             .current()
             .duration_since(std::time::UNIX_EPOCH)

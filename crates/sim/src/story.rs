@@ -65,6 +65,11 @@ fn p256_key(tag: u8) -> P256Key {
     P256Key::from_bytes(&[tag; 32].into()).expect("a fixed scalar below the group order")
 }
 
+/// Chip `i`'s DeviceID key (the data path's devices sign their records with it).
+pub fn chip_key(i: usize) -> P256Key {
+    p256_key(0x20 + i as u8)
+}
+
 /// A software DICE chip: its DeviceID key and certificate (endorsed by the manufacturer CA).
 pub struct Chip {
     pub id: DeviceId,
@@ -129,10 +134,9 @@ fn alias(key: &P256Key, deviceid_der: &[u8], measured: &[u8; 32]) -> (P256Key, V
 }
 
 impl Chip {
-    /// Chip `tag` endorsed by the CA, with the Alias layers of `images` (made once: each costs
+    /// The chip with DeviceID `key`, endorsed by the CA, with the Alias layers of `images` (made once: each costs
     /// P-256 signatures).
-    fn new(ca_key: &P256Key, ca_der: &[u8], tag: u8, images: &[[u8; 32]]) -> Self {
-        let key = p256_key(tag);
+    fn new(ca_key: &P256Key, ca_der: &[u8], key: P256Key, images: &[[u8; 32]]) -> Self {
         let id = device_id_of(key.verifying_key());
         let deviceid_der =
             issue_deviceid_cert(ca_key, ca_der, &request(&key, &id, &tcb(0, &[0; 32]))).expect("DeviceID certificate");
@@ -226,7 +230,7 @@ impl Fixture {
         let unpublished = Release::new(&firmware_key, 3, "2.3.0");
         let images = [&releases[0], &releases[1], &unpublished].map(|r| r.image);
         let chips = (0..CHIPS as u8)
-            .map(|i| Chip::new(&ca_key, &ca_der, 0x20 + i, &images))
+            .map(|i| Chip::new(&ca_key, &ca_der, chip_key(i as usize), &images))
             .collect();
         let recipient_key = p256_key(0x60).verifying_key().to_sec1_point(false);
         Self {

@@ -42,6 +42,12 @@ pub struct Summary {
     pub disk_faults: u64,
     pub torn_writes: u64,
     pub lost_writes: u64,
+    /// The data path, totals over the passing seeds.
+    pub data: crate::DataStats,
+    /// Gateway disk faults that happened, torn writes among them, unsynced writes lost.
+    pub gateway_disk_faults: u64,
+    pub gateway_torn_writes: u64,
+    pub gateway_lost_writes: u64,
     pub virtual_ms: u64,
     /// Wall time of the sweep, and the slowest seed.
     pub wall: Duration,
@@ -81,6 +87,28 @@ impl Summary {
             self.torn_writes += u64::from(trip.torn_bytes > 0 && trip.torn_bytes < trip.write_len);
             self.lost_writes += trip.lost as u64;
         }
+        let d = &mut self.data;
+        d.acked += r.data.acked;
+        d.gaps += r.data.gaps;
+        d.out_of_order += r.data.out_of_order;
+        d.duplicates += r.data.duplicates;
+        d.forks += r.data.forks;
+        d.bad_signatures += r.data.bad_signatures;
+        d.malformed += r.data.malformed;
+        d.unknown_device += r.data.unknown_device;
+        d.flooded += r.data.flooded;
+        d.lost_sends += r.data.lost_sends;
+        d.lost_acks += r.data.lost_acks;
+        d.late_refused += r.data.late_refused;
+        d.store_errors += r.data.store_errors;
+        d.batches += r.data.batches;
+        d.reports += r.data.reports;
+        d.restarts += r.data.restarts;
+        if let Some(trip) = r.data.disk {
+            self.gateway_disk_faults += 1;
+            self.gateway_torn_writes += u64::from(trip.torn_bytes > 0 && trip.torn_bytes < trip.write_len);
+            self.gateway_lost_writes += trip.lost as u64;
+        }
         self.virtual_ms += r.virtual_ms;
         if r.wall > self.slowest.1 {
             self.slowest = (r.seed, r.wall);
@@ -107,7 +135,21 @@ impl Summary {
             crate::Crash::Disk(crate::disk::DiskFault::WriteError, _) => "crash: disk write error",
             crate::Crash::Disk(crate::disk::DiskFault::PowerLoss, _) => "crash: power loss",
         };
-        let mut classes = vec![loss, partition, byzantine, crash, "clock skew", "flood"];
+        let gateway = match mix.data.crash {
+            crate::Crash::Kill => "gateway: kill",
+            crate::Crash::Disk(crate::disk::DiskFault::WriteError, _) => "gateway: disk write error",
+            crate::Crash::Disk(crate::disk::DiskFault::PowerLoss, _) => "gateway: power loss",
+        };
+        let mut classes = vec![
+            loss,
+            partition,
+            byzantine,
+            crash,
+            gateway,
+            "clock skew",
+            "flood",
+            "byzantine devices",
+        ];
         if mix.duplicate_pct > 0 {
             classes.push("duplication");
         }
@@ -141,6 +183,30 @@ impl fmt::Display for Summary {
             self.bad_installs,
             self.bad_key_releases,
             self.bad_admitted,
+        )?;
+        let d = &self.data;
+        writeln!(
+            f,
+            "sim: data: {} records acknowledged ({} after a gap, {} late gap-fillers), all in {} final batches; {} acknowledged again as duplicates; refused: {} forks, {} broken signatures, {} malformed, {} from unknown devices; {} flooded; transport lost {} records and {} acks; {} gateway restarts ({} disk faults: {} torn writes, {} unsynced writes lost), {} store errors retried, {} late records refused as replays (gap forgotten); {} anomaly reports sent",
+            d.acked,
+            d.gaps,
+            d.out_of_order,
+            d.batches,
+            d.duplicates,
+            d.forks,
+            d.bad_signatures,
+            d.malformed,
+            d.unknown_device,
+            d.flooded,
+            d.lost_sends,
+            d.lost_acks,
+            d.restarts,
+            self.gateway_disk_faults,
+            self.gateway_torn_writes,
+            self.gateway_lost_writes,
+            d.store_errors,
+            d.late_refused,
+            d.reports,
         )?;
         write!(
             f,

@@ -7,7 +7,7 @@ use crate::faults::mix;
 use crate::invariants::Invariant;
 use crate::story::{CHIPS, Signer, Step, Story};
 use crate::world::{NEW_ORG, ORGS, World, org_key, sign};
-use chipledger_node::executor::TxStatus;
+use chipledger_node::executor::{SubmitError, TxStatus};
 use chipledger_types::tx::{GovAction, OrgSpec, Payload, Role, TxHash};
 use std::collections::BTreeMap;
 
@@ -111,13 +111,28 @@ impl Workload {
     /// Signs `payload` as `org`'s next transaction and submits it to validator `to`; every
     /// transaction of the honest workload must be accepted.
     fn submit(&mut self, world: &World, to: usize, org: &str, payload: Payload) -> Result<TxHash, String> {
+        let what = format!(
+            "{org}#{} {}",
+            self.next_seq.get(org).copied().unwrap_or(0) + 1,
+            payload.kind()
+        );
+        self.submit_checked(world, to, org, payload)
+            .map_err(|e| format!("validator {to} refused {what}: {e}"))
+    }
+
+    /// [`Workload::submit`] returning the validator's typed refusal (which uses no sequence
+    /// number). An accepted transaction must become final like every other.
+    pub(crate) fn submit_checked(
+        &mut self,
+        world: &World,
+        to: usize,
+        org: &str,
+        payload: Payload,
+    ) -> Result<TxHash, SubmitError> {
         let seq = self.next_seq.get(org).copied().unwrap_or(0) + 1;
         let what = format!("{org}#{seq} {}", payload.kind());
         let bytes = sign(org, seq, payload);
-        let hash = world
-            .exec(to)
-            .submit(bytes.clone(), true)
-            .map_err(|e| format!("validator {to} refused {what}: {e}"))?;
+        let hash = world.exec(to).submit(bytes.clone(), true)?;
         self.next_seq.insert(org.into(), seq);
         self.last.insert(org.into(), hash);
         self.accepted.insert(hash, (what, to, bytes));
@@ -126,7 +141,7 @@ impl Workload {
 
     /// Whether every transaction `org` submitted is final at validator `to`, so its next one is
     /// checked against the rules on submission (not parked behind a sequence gap).
-    fn quiet(&self, world: &World, to: usize, org: &str) -> bool {
+    pub(crate) fn quiet(&self, world: &World, to: usize, org: &str) -> bool {
         self.last.get(org).is_none_or(|h| is_final(world, to, h))
     }
 

@@ -55,6 +55,11 @@ pub fn genesis(consensus_keys: &[[u8; 32]]) -> Genesis {
             roles: vec![*role],
             keys: vec![org_key(name).public_key()],
         })
+        .chain([OrgSpec {
+            name: crate::data::GATEWAY_ORG.into(),
+            roles: vec![Role::Operator],
+            keys: vec![org_key(crate::data::GATEWAY_ORG).public_key()],
+        }])
         .collect();
     let validators = (0..VALIDATORS)
         .map(|i| ValidatorSpec {
