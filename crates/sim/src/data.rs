@@ -32,7 +32,7 @@ use crate::VALIDATORS;
 use crate::disk::{DiskControl, DiskFault, DiskTrip, FaultyDisk};
 use crate::faults::{Crash, mix};
 use crate::invariants::{Invariant, Violation};
-use crate::story::{CHIPS, Fixture, chip_key};
+use crate::story::{CHIPS, Fixture, chip_key, p256_key};
 use crate::workload::{Workload, is_final};
 use crate::world::World;
 use chipledger_device::cert::verify_deviceid;
@@ -378,7 +378,7 @@ impl DataPath {
     /// The data path of a seed; the gateway's store goes under `dir`, it submits to `to`.
     pub fn new(seed: u64, faults: DataFaults, to: usize, dir: PathBuf) -> Self {
         let chips = (0..CHIPS).map(|i| Device::new(Kind::Chip(i), chip_key(i), 0x30 + i as u8));
-        let announced = Device::new(Kind::SelfReported, fixed_key(0x71), 0x71);
+        let announced = Device::new(Kind::SelfReported, p256_key(0x71), 0x71);
         let mut directory = MemoryDirectory::new();
         directory.announce(announced.id, announced.public());
         Self {
@@ -392,7 +392,7 @@ impl DataPath {
             epoch: Instant::now(),
             directory,
             devices: chips.chain([announced]).collect(),
-            stranger: Device::new(Kind::SelfReported, fixed_key(0x72), 0x72),
+            stranger: Device::new(Kind::SelfReported, p256_key(0x72), 0x72),
             registration: None,
             ticks: 0,
             armed_at: None,
@@ -915,9 +915,7 @@ impl DataPath {
         match gateway.submit_batches(&mut client) {
             Ok(report) => self.stats.batches += report.committed.len() as u64,
             Err(BatchError::Submit(SubmitError::Transport(_))) => {}
-            Err(BatchError::Store(e)) if self.disk.tripped().is_some() => {
-                let _ = e;
-            }
+            Err(BatchError::Store(_)) if self.disk.tripped().is_some() => {}
             Err(e) => fail = Some(violation(Invariant::NoLostRecord, format!("batch submission: {e}"))),
         }
         if fail.is_none() {
@@ -1079,11 +1077,6 @@ impl DataPath {
         }
         Ok(())
     }
-}
-
-/// A fixed P-256 key for a device outside the story.
-fn fixed_key(tag: u8) -> P256Key {
-    P256Key::from_bytes(&[tag; 32].into()).expect("a fixed scalar below the group order")
 }
 
 #[cfg(test)]

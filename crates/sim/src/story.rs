@@ -61,7 +61,7 @@ const ANY_SUBMITTER: &[&str] = &["city", "maker", "vendor"];
 const OWNER: &[&str] = &["city"];
 
 /// A deterministic P-256 key (the scalar `[tag; 32]`).
-fn p256_key(tag: u8) -> P256Key {
+pub(crate) fn p256_key(tag: u8) -> P256Key {
     P256Key::from_bytes(&[tag; 32].into()).expect("a fixed scalar below the group order")
 }
 
